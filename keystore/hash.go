@@ -1,0 +1,48 @@
+package keystore
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"sync"
+)
+
+// Hash is HMAC-SHA256(secret, key): what the store keeps instead of a key.
+type Hash [sha256.Size]byte
+
+// String returns the hash in hex. Never log it: it identifies a key.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// Hasher hashes keys with the current secret and the previous ones. It is safe for
+// concurrent use and does not allocate per call.
+type Hasher struct {
+	pools []*sync.Pool // [0]: current secret, then previous secrets in order
+}
+
+// NewHasher returns a Hasher for the current secret and the previous ones.
+func NewHasher(current string, previous ...string) *Hasher {
+	h := &Hasher{}
+	for _, s := range append([]string{current}, previous...) {
+		secret := []byte(s)
+		h.pools = append(h.pools, &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }})
+	}
+	return h
+}
+
+// Secrets returns how many secrets the Hasher holds (1 + previous).
+func (h *Hasher) Secrets() int { return len(h.pools) }
+
+// Sum returns the hash of key under secret i (0: current).
+func (h *Hasher) Sum(i int, key string) Hash {
+	m := h.pools[i].Get().(hash.Hash)
+	m.Reset()
+	m.Write([]byte(key))
+	var out Hash
+	m.Sum(out[:0])
+	h.pools[i].Put(m)
+	return out
+}
+
+// Hash returns the hash of key under the current secret.
+func (h *Hasher) Hash(key string) Hash { return h.Sum(0, key) }
