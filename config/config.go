@@ -1,11 +1,6 @@
 package config
 
-import (
-	"net/netip"
-	"time"
-
-	"github.com/ulule/limiter/v3"
-)
+import "time"
 
 // Config is the whole keygate configuration file. Default returns the values used
 // for every key the file leaves out.
@@ -25,8 +20,9 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// RateLimit is the rate limiter.
 	RateLimit RateLimit `yaml:"ratelimit"`
-	// TrustedProxies are the CIDRs whose X-Forwarded-* headers are believed. Default: none.
-	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-* headers are believed; a bare
+	// address is a single-address CIDR. Default: none.
+	TrustedProxies Prefixes `yaml:"trusted_proxies"`
 	// IdentityHeaders are the names of the headers sent upstream.
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
 	// SelfService is the principals' own key management on the public listener.
@@ -227,6 +223,3 @@ type Log struct {
 	// Format is json or text. Default: json.
 	Format string `yaml:"format"`
 }
-
-// Rates is a rate field: one limiter rate string ("100-M") or a list of them.
-type Rates []limiter.Rate

@@ -17,7 +17,14 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 // Hasher hashes keys with the current secret and the previous ones. It is safe for
 // concurrent use and does not allocate per call.
 type Hasher struct {
-	pools []*sync.Pool // [0]: current secret, then previous secrets in order
+	pools []*sync.Pool // of *macState; [0]: current secret, then previous secrets in order
+}
+
+// macState is one pooled HMAC with the buffers that keep Sum from allocating.
+type macState struct {
+	mac hash.Hash
+	buf []byte // the key, copied: hash.Hash.Write takes a []byte
+	sum Hash
 }
 
 // NewHasher returns a Hasher for the current secret and the previous ones.
@@ -25,7 +32,9 @@ func NewHasher(current string, previous ...string) *Hasher {
 	h := &Hasher{}
 	for _, s := range append([]string{current}, previous...) {
 		secret := []byte(s)
-		h.pools = append(h.pools, &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }})
+		h.pools = append(h.pools, &sync.Pool{New: func() any {
+			return &macState{mac: hmac.New(sha256.New, secret)}
+		}})
 	}
 	return h
 }
@@ -35,12 +44,14 @@ func (h *Hasher) Secrets() int { return len(h.pools) }
 
 // Sum returns the hash of key under secret i (0: current).
 func (h *Hasher) Sum(i int, key string) Hash {
-	m := h.pools[i].Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(key))
-	var out Hash
-	m.Sum(out[:0])
-	h.pools[i].Put(m)
+	s := h.pools[i].Get().(*macState)
+	s.mac.Reset()
+	s.buf = append(s.buf[:0], key...)
+	s.mac.Write(s.buf)
+	clear(s.buf) // no plaintext key left behind in the pool
+	s.mac.Sum(s.sum[:0])
+	out := s.sum
+	h.pools[i].Put(s)
 	return out
 }
 

@@ -66,7 +66,7 @@ func (f Format) Check(v string) error {
 		}
 	}
 	var want [checksumLen]byte
-	putChecksum(want[:], crc32.ChecksumIEEE([]byte(v[:len(f.Prefix)+bodyLen])))
+	putChecksum(want[:], crc32String(v[:len(f.Prefix)+bodyLen]))
 	if string(want[:]) != rest[bodyLen:] {
 		return ErrMalformed
 	}
@@ -83,6 +83,16 @@ func (f Format) Shown(key string) string {
 		return ""
 	}
 	return key[:4]
+}
+
+// crc32String is crc32.ChecksumIEEE(s) without converting s to a []byte, which allocates
+// for any value longer than 32 bytes.
+func crc32String(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
 }
 
 func isBase62(c byte) bool {

@@ -53,11 +53,15 @@ func (k *Key) Active(now time.Time) bool {
 type Entry struct {
 	Key       Key
 	Principal Principal
+	// Held and HeldHeader are the scopes the key holds (EffectiveScopes), sorted, and
+	// joined with ","; set by the Cache when it loads an entry.
+	Held       []string
+	HeldHeader string
 }
 
-// Scopes returns the scopes a request authenticated with this key holds: the
+// EffectiveScopes returns the scopes a request authenticated with this key holds: the
 // principal's, narrowed by the key's own when it has any. The result is sorted.
-func (e *Entry) Scopes() []string {
+func (e *Entry) EffectiveScopes() []string {
 	if len(e.Key.Scopes) == 0 {
 		s := slices.Clone(e.Principal.Scopes)
 		slices.Sort(s)

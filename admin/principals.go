@@ -1,0 +1,283 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/keygate/keygate/keystore"
+)
+
+// principalJSON is a principal as the admin API shows it.
+type principalJSON struct {
+	ID          string            `json:"id"`
+	DisplayName string            `json:"display_name"`
+	Scopes      []string          `json:"scopes"`
+	RateLimit   any               `json:"rate_limit"`
+	Metadata    map[string]string `json:"metadata"`
+	CreatedAt   *string           `json:"created_at"`
+	UpdatedAt   *string           `json:"updated_at"`
+	DisabledAt  *string           `json:"disabled_at"`
+	HasPassword bool              `json:"has_password"`
+}
+
+func principalOut(p *keystore.Principal) principalJSON {
+	return principalJSON{
+		ID:          p.ID,
+		DisplayName: p.DisplayName,
+		Scopes:      nonNil(p.Scopes),
+		RateLimit:   rateOut(p.RateLimit),
+		Metadata:    nonNilMap(p.Metadata),
+		CreatedAt:   timeOut(&p.CreatedAt),
+		UpdatedAt:   timeOut(&p.UpdatedAt),
+		DisabledAt:  timeOut(p.DisabledAt),
+		HasPassword: p.PasswordHash != "",
+	}
+}
+
+// listJSON is a page of a listing.
+type listJSON[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func listOut[T any](items []T, next string) listJSON[T] {
+	l := listJSON[T]{Items: nonNil(items)}
+	if next != "" {
+		l.NextCursor = &next
+	}
+	return l
+}
+
+// timeOut formats t as RFC 3339 UTC; nil or zero: null.
+func timeOut(t *time.Time) *string {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// errPasswordUnsupported answers a password in a create or change: setting one needs the
+// password hasher, which the admin API does not have yet.
+var errPasswordUnsupported = &keystore.FieldError{Field: "password", Msg: "not supported yet"}
+
+type createPrincipalReq struct {
+	ID          string            `json:"id"`
+	DisplayName string            `json:"display_name"`
+	Password    json.RawMessage   `json:"password"`
+	Scopes      []string          `json:"scopes"`
+	RateLimit   rateLimit         `json:"rate_limit"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+// validationErrors joins every problem of an input into one error, so that a client
+// sees them all at once. Nil when there is none.
+func validationErrors(errs ...error) error {
+	var out []error
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return nil
+	case 1:
+		return out[0]
+	}
+	// Keep the 422 sentinels reachable: the first error decides the status.
+	msg := out[0].Error()
+	for _, e := range out[1:] {
+		msg += "; " + e.Error()
+	}
+	var fe *keystore.FieldError
+	if !errors.As(out[0], &fe) {
+		return errors.Join(out...)
+	}
+	return &keystore.FieldError{Field: fe.Field, Msg: msg[len(fe.Field)+2:], Err: fe.Err}
+}
+
+func (a *API) createPrincipal(w http.ResponseWriter, r *http.Request) {
+	var req createPrincipalReq
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	if req.Password != nil {
+		a.fail(w, r, "principal", errPasswordUnsupported)
+		return
+	}
+	if err := validationErrors(
+		keystore.ValidatePrincipalID(req.ID, a.keys.Prefix),
+		keystore.ValidateDisplayName("display_name", req.DisplayName),
+		keystore.ValidateScopes("scopes", req.Scopes),
+		keystore.ValidateRates("rate_limit", req.RateLimit.Rates),
+		keystore.ValidateMetadata("metadata", req.Metadata),
+	); err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	p := keystore.Principal{
+		ID:          req.ID,
+		DisplayName: req.DisplayName,
+		Scopes:      req.Scopes,
+		RateLimit:   req.RateLimit.Rates,
+		Metadata:    req.Metadata,
+	}
+	if err := a.store.CreatePrincipal(r.Context(), &p); err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	a.logWrite(r, "principal.create", slog.String("principal_id", p.ID))
+	w.Header().Set("Location", "/v1/principals/"+p.ID)
+	writeJSON(w, http.StatusCreated, principalOut(&p))
+}
+
+func (a *API) listPrincipals(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryLimit(r)
+	if err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	ps, next, err := a.store.ListPrincipals(r.Context(), keystore.ListOptions{
+		Limit: limit, Cursor: r.URL.Query().Get("cursor"),
+	})
+	if err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	out := make([]principalJSON, len(ps))
+	for i := range ps {
+		out[i] = principalOut(&ps[i])
+	}
+	writeJSON(w, http.StatusOK, listOut(out, next))
+}
+
+func (a *API) getPrincipal(w http.ResponseWriter, r *http.Request) {
+	p, err := a.store.GetPrincipal(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, principalOut(&p))
+}
+
+type updatePrincipalReq struct {
+	DisplayName *string            `json:"display_name"`
+	Password    json.RawMessage    `json:"password"`
+	Scopes      *[]string          `json:"scopes"`
+	RateLimit   rateLimit          `json:"rate_limit"`
+	Metadata    *map[string]string `json:"metadata"`
+	Disabled    *bool              `json:"disabled"`
+}
+
+func (a *API) updatePrincipal(w http.ResponseWriter, r *http.Request) {
+	var req updatePrincipalReq
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	// "password": null removes the password; a value cannot be hashed here yet.
+	removePassword := false
+	if req.Password != nil {
+		if string(req.Password) != "null" {
+			a.fail(w, r, "principal", errPasswordUnsupported)
+			return
+		}
+		removePassword = true
+	}
+	var errs []error
+	if req.DisplayName != nil {
+		errs = append(errs, keystore.ValidateDisplayName("display_name", *req.DisplayName))
+	}
+	if req.Scopes != nil {
+		errs = append(errs, keystore.ValidateScopes("scopes", *req.Scopes))
+	}
+	if req.RateLimit.Set {
+		errs = append(errs, keystore.ValidateRates("rate_limit", req.RateLimit.Rates))
+	}
+	if req.Metadata != nil {
+		errs = append(errs, keystore.ValidateMetadata("metadata", *req.Metadata))
+	}
+	if err := validationErrors(errs...); err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+
+	ctx := r.Context()
+	p, err := a.store.GetPrincipal(ctx, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	var changed []string
+	if req.DisplayName != nil {
+		p.DisplayName = *req.DisplayName
+		changed = append(changed, "display_name")
+	}
+	if removePassword {
+		p.PasswordHash = ""
+		changed = append(changed, "password")
+	}
+	if req.Scopes != nil {
+		p.Scopes = slices.Clone(*req.Scopes)
+		changed = append(changed, "scopes")
+	}
+	if req.RateLimit.Set {
+		p.RateLimit = req.RateLimit.Rates
+		changed = append(changed, "rate_limit")
+	}
+	if req.Metadata != nil {
+		p.Metadata = maps.Clone(*req.Metadata)
+		changed = append(changed, "metadata")
+	}
+	if req.Disabled != nil {
+		switch {
+		case *req.Disabled && p.DisabledAt == nil:
+			now := a.now().UTC()
+			p.DisabledAt = &now
+		case !*req.Disabled:
+			p.DisabledAt = nil
+		}
+		changed = append(changed, "disabled")
+	}
+	if err := a.store.UpdatePrincipal(ctx, &p); err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	// Any change of a principal can deny access (fewer scopes, a lower rate, disabled,
+	// no password): the cache forgets the principal and all its keys.
+	a.evict(keystore.Change{PrincipalID: p.ID, At: p.UpdatedAt})
+	a.logWrite(r, "principal.update", slog.String("principal_id", p.ID), slog.Any("fields", changed))
+	writeJSON(w, http.StatusOK, principalOut(&p))
+}
+
+func (a *API) deletePrincipal(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.store.DeletePrincipal(r.Context(), id); err != nil {
+		a.fail(w, r, "principal", err)
+		return
+	}
+	a.evict(keystore.Change{PrincipalID: id, At: a.now().UTC()})
+	a.logWrite(r, "principal.delete", slog.String("principal_id", id))
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,29 @@
+package auth
+
+// Result is the outcome of a credential check: why a caller was or was not let in.
+type Result uint8
+
+// The results, as the label values of keygate_auth_total.
+const (
+	ResultOK Result = iota
+	ResultMissing
+	ResultMalformed
+	ResultUnknown
+	ResultRevoked
+	ResultExpired
+	ResultDisabled
+	ResultBadPassword
+	ResultStoreError
+	resultCount
+)
+
+var resultNames = [resultCount]string{"ok", "missing", "malformed", "unknown", "revoked",
+	"expired", "disabled", "bad_password", "store_error"}
+
+// String returns the metric label of r.
+func (r Result) String() string {
+	if r < resultCount {
+		return resultNames[r]
+	}
+	return "unknown"
+}

@@ -1,0 +1,277 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/keystore"
+)
+
+const keyCols = `k.id, k.principal_id, k.name, k.prefix, k.hash, k.scopes, k.rate_limit,
+	k.metadata, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.usage_count, k.legacy`
+
+// keyColsBare is keyCols for statements without the "k" alias (RETURNING).
+var keyColsBare = strings.ReplaceAll(keyCols, "k.", "")
+
+func scanKey(r scanner, extra ...any) (keystore.Key, error) {
+	var (
+		k                          keystore.Key
+		hash                       []byte
+		scopes, rate, meta         string
+		created                    string
+		expires, revoked, lastUsed sql.NullString
+	)
+	dest := append([]any{&k.ID, &k.PrincipalID, &k.Name, &k.Prefix, &hash, &scopes, &rate,
+		&meta, &created, &expires, &revoked, &lastUsed, &k.UsageCount, &k.Legacy}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return k, err
+	}
+	if len(hash) != len(k.Hash) {
+		return k, fmt.Errorf("key %s: stored hash has %d bytes", k.ID, len(hash))
+	}
+	copy(k.Hash[:], hash)
+	var err error
+	if k.Scopes, err = decList(scopes); err != nil {
+		return k, err
+	}
+	if k.RateLimit, err = decList(rate); err != nil {
+		return k, err
+	}
+	if k.Metadata, err = decMap(meta); err != nil {
+		return k, err
+	}
+	if k.CreatedAt, err = parseTime(created); err != nil {
+		return k, err
+	}
+	if k.ExpiresAt, err = parseTimePtr(expires); err != nil {
+		return k, err
+	}
+	if k.RevokedAt, err = parseTimePtr(revoked); err != nil {
+		return k, err
+	}
+	if k.LastUsedAt, err = parseTimePtr(lastUsed); err != nil {
+		return k, err
+	}
+	return k, nil
+}
+
+// CreateKey stores k and sets k.CreatedAt; see keystore.Store. The principal's state, the
+// scope check, the count of active keys and the insert share one BEGIN IMMEDIATE
+// transaction, so concurrent creates never pass maxActive.
+func (s *Store) CreateKey(ctx context.Context, k *keystore.Key, maxActive int) error {
+	if k.ID == "" || k.PrincipalID == "" || k.Hash == (keystore.Hash{}) {
+		return s.wrap("create key", errors.New("key id, principal id and hash are required"))
+	}
+	for name, t := range map[string]*time.Time{"expires_at": k.ExpiresAt,
+		"revoked_at": k.RevokedAt, "last_used_at": k.LastUsedAt} {
+		if err := checkTime(name, t); err != nil {
+			return s.wrap("create key", err)
+		}
+	}
+	now := s.nowUTC()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var (
+			scopes            string
+			disabled, deleted sql.NullString
+		)
+		err := tx.QueryRowContext(ctx,
+			"SELECT scopes, disabled_at, deleted_at FROM principals WHERE id = ?",
+			k.PrincipalID).Scan(&scopes, &disabled, &deleted)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && deleted.Valid {
+			return keystore.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if disabled.Valid {
+			return keystore.ErrDisabled
+		}
+		held, err := decList(scopes)
+		if err != nil {
+			return err
+		}
+		for _, sc := range k.Scopes {
+			if !slices.Contains(held, sc) {
+				return keystore.ErrScopeNotHeld
+			}
+		}
+		if maxActive > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM keys WHERE principal_id = ?
+				AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`,
+				k.PrincipalID, fmtTime(now)).Scan(&n); err != nil {
+				return err
+			}
+			if n >= maxActive {
+				return keystore.ErrTooManyKeys
+			}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO keys (id, principal_id, name, prefix, hash,
+			scopes, rate_limit, metadata, created_at, expires_at, revoked_at, last_used_at,
+			usage_count, legacy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.PrincipalID, k.Name, k.Prefix, k.Hash[:], encList(k.Scopes),
+			encList(k.RateLimit), encMap(k.Metadata), fmtTime(now), fmtTimePtr(k.ExpiresAt),
+			fmtTimePtr(k.RevokedAt), fmtTimePtr(k.LastUsedAt), k.UsageCount, k.Legacy)
+		if isUniqueViolation(err) {
+			return keystore.ErrConflict
+		}
+		return err
+	})
+	if err != nil {
+		return s.wrap("create key", err)
+	}
+	k.CreatedAt = now
+	return nil
+}
+
+// GetKey returns a key by id, revoked or not; ErrNotFound when unknown.
+func (s *Store) GetKey(ctx context.Context, id string) (keystore.Key, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, "SELECT "+keyCols+" FROM keys k WHERE k.id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return keystore.Key{}, keystore.ErrNotFound
+	}
+	if err != nil {
+		return keystore.Key{}, s.wrap("get key", err)
+	}
+	return k, nil
+}
+
+// ListKeys returns keys ordered by creation time then id, after opts.Cursor, and the next
+// cursor ("" at the end). Only active keys (not revoked, not expired now) unless
+// opts.IncludeRevoked. principalID "" lists every principal's keys; an unknown or deleted
+// principal is ErrNotFound.
+func (s *Store) ListKeys(ctx context.Context, principalID string, opts keystore.ListOptions) ([]keystore.Key, string, error) {
+	limit := pageLimit(opts.Limit)
+	var (
+		where []string
+		args  []any
+	)
+	if principalID != "" {
+		if _, err := s.GetPrincipal(ctx, principalID); err != nil {
+			return nil, "", err
+		}
+		where = append(where, "k.principal_id = ?")
+		args = append(args, principalID)
+	}
+	if !opts.IncludeRevoked {
+		where = append(where, "k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)")
+		args = append(args, fmtTime(s.nowUTC()))
+	}
+	if opts.Cursor != "" {
+		parts, err := decCursor(opts.Cursor, 2)
+		if err != nil {
+			return nil, "", s.wrap("list keys", err)
+		}
+		where = append(where, "(k.created_at, k.id) > (?, ?)")
+		args = append(args, parts[0], parts[1])
+	}
+	q := "SELECT " + keyCols + " FROM keys k"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY k.created_at, k.id LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", s.wrap("list keys", err)
+	}
+	defer rows.Close()
+	var out []keystore.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, "", s.wrap("list keys", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", s.wrap("list keys", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encCursor(fmtTime(last.CreatedAt), last.ID)
+	}
+	return out, next, nil
+}
+
+// RevokeKey sets RevokedAt, records a change and returns the key; ErrNotFound when
+// unknown or already revoked.
+func (s *Store) RevokeKey(ctx context.Context, id string) (keystore.Key, error) {
+	now := s.nowUTC()
+	var k keystore.Key
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		k, err = scanKey(tx.QueryRowContext(ctx, "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING "+keyColsBare,
+			fmtTime(now), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return keystore.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return addChange(ctx, tx, k.PrincipalID, k.ID, now)
+	})
+	if err != nil {
+		return keystore.Key{}, s.wrap("revoke key", err)
+	}
+	return k, nil
+}
+
+// LookupKey returns the key with hash h and its principal, whatever their state (a deleted
+// principal's keys are all revoked). ErrNotFound when no key has it.
+func (s *Store) LookupKey(ctx context.Context, h keystore.Hash) (keystore.Entry, error) {
+	var (
+		e                     keystore.Entry
+		pScopes, pRate, pMeta string
+		pCreated, pUpdated    string
+		pDisabled             sql.NullString
+	)
+	k, err := scanKey(s.db.QueryRowContext(ctx, "SELECT "+keyCols+`,
+		p.id, p.display_name, p.password_hash, p.scopes, p.rate_limit, p.metadata,
+		p.created_at, p.updated_at, p.disabled_at
+		FROM keys k JOIN principals p ON p.id = k.principal_id WHERE k.hash = ?`, h[:]),
+		&e.Principal.ID, &e.Principal.DisplayName, &e.Principal.PasswordHash, &pScopes, &pRate,
+		&pMeta, &pCreated, &pUpdated, &pDisabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return keystore.Entry{}, keystore.ErrNotFound
+	}
+	if err == nil {
+		e.Principal, err = fillPrincipal(e.Principal, pScopes, pRate, pMeta, pCreated, pUpdated, pDisabled)
+	}
+	if err != nil {
+		return keystore.Entry{}, s.wrap("lookup key", err)
+	}
+	e.Key = k
+	return e, nil
+}
+
+// Rehash replaces a key's hash (secret rotation). ErrNotFound when the key is unknown;
+// ErrConflict when another key has h.
+func (s *Store) Rehash(ctx context.Context, keyID string, h keystore.Hash) error {
+	if h == (keystore.Hash{}) {
+		return s.wrap("rehash", errors.New("hash is required"))
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE keys SET hash = ? WHERE id = ?", h[:], keyID)
+		if isUniqueViolation(err) {
+			return keystore.ErrConflict
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return keystore.ErrNotFound
+		}
+		return nil
+	})
+	return s.wrap("rehash", err)
+}

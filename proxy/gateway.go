@@ -1,0 +1,190 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/auth"
+	"github.com/keygate/keygate/config"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// verifier is what the gateway needs from auth.
+type verifier interface {
+	Verify(ctx context.Context, c *auth.Credentials, mode auth.Mode) (auth.Identity, auth.Result, error)
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Config   *config.Config
+	Verifier verifier
+	// SelfService, when set, is served at Config.SelfService.Path as a built-in route
+	// with auth required.
+	SelfService http.Handler
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
+// Gateway is the public listener's handler.
+type Gateway struct {
+	routes          routeTable
+	verify          verifier
+	extract         auth.ExtractOptions
+	trusted         []netip.Prefix
+	headers         identityHeaders
+	wwwAuthenticate []string
+	log             *slog.Logger
+	m               *metrics
+	ids             *requestIDs
+}
+
+// New builds the Gateway from a validated configuration.
+func New(o Options) *Gateway {
+	cfg := o.Config
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{
+		verify: o.Verifier,
+		extract: auth.ExtractOptions{
+			KeyHeader:     http.CanonicalHeaderKey(cfg.Auth.KeyHeader),
+			KeyQueryParam: cfg.Auth.KeyQueryParam,
+		},
+		trusted:         cfg.TrustedProxies,
+		headers:         newIdentityHeaders(cfg.IdentityHeaders),
+		wwwAuthenticate: []string{`Basic realm="` + cfg.Auth.Realm + `"`},
+		log:             o.Log,
+		m:               newMetrics(o.Registerer),
+		ids:             newRequestIDs(),
+	}
+	pool := newBufferPool()
+	transports := map[time.Duration]*http.Transport{}
+	for _, rc := range cfg.Routes {
+		rt := compileRoute(rc)
+		timeout := timeoutOr(rc.Timeout, 30*time.Second)
+		tr := transports[timeout]
+		if tr == nil {
+			tr = newTransport(timeout)
+			transports[timeout] = tr
+		}
+		rt.duration = g.m.duration.WithLabelValues(rt.name)
+		rt.upstreamMs = g.m.upstream.WithLabelValues(rt.name)
+		rt.proxy = &httputil.ReverseProxy{
+			Rewrite:      g.rewriter(rt),
+			Transport:    timedTransport{next: tr, obs: rt.upstreamMs},
+			BufferPool:   pool,
+			ErrorHandler: g.upstreamError,
+			ErrorLog:     slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		}
+		g.routes = append(g.routes, rt)
+	}
+	if o.SelfService != nil && cfg.SelfService.Enabled {
+		rt := &route{name: "self-service", prefix: cfg.SelfService.Path, mode: auth.ModeRequired, handler: o.SelfService}
+		rt.duration = g.m.duration.WithLabelValues(rt.name)
+		g.routes = append(g.routes, rt)
+	}
+	sortRoutes(g.routes)
+	return g
+}
+
+// ServeHTTP runs the request path of SPEC §3: path check, route, credentials, scopes,
+// limits, forward.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := g.begin(w, r)
+	defer g.finish(rw, r)
+
+	if !pathAllowed(rawPath(r)) {
+		g.fail(rw, errBadPath)
+		return
+	}
+	rt := g.routes.match(r)
+	if rt == nil {
+		g.fail(rw, errNoRoute)
+		return
+	}
+	rw.route = rt
+	if up := r.Header.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
+		g.fail(rw, errBadUpgrade)
+		return
+	}
+	ctx := r.Context()
+	var id auth.Identity
+	if rt.mode != auth.ModeNone {
+		creds := auth.Extract(r, g.extract)
+		var res auth.Result
+		var err error
+		id, res, err = g.verify.Verify(ctx, &creds, rt.mode)
+		rw.result = res
+		rw.id = id
+		if err != nil {
+			rw.err = err
+			g.fail(rw, errUnavailable)
+			return
+		}
+		if res != auth.ResultOK {
+			g.fail(rw, errUnauthorized)
+			return
+		}
+		if !id.HasScopes(rt.scopes) {
+			g.fail(rw, errForbidden)
+			return
+		}
+	}
+	rw.id = id
+	r = r.WithContext(context.WithValue(ctx, stateKey{}, &state{id: id, rt: rt, rw: rw}))
+	if rt.handler != nil {
+		rt.handler.ServeHTTP(rw, r.WithContext(auth.NewContext(r.Context(), &rw.id)))
+		return
+	}
+	rt.proxy.ServeHTTP(rw, r)
+}
+
+// rawPath returns the path as the client sent it, still percent-encoded.
+func rawPath(r *http.Request) string {
+	p := r.RequestURI
+	if p == "" || p[0] != '/' { // absolute-form or "*": use the parsed URL
+		return r.URL.EscapedPath()
+	}
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return p
+}
+
+func (g *Gateway) fail(rw *recorder, e *apiError) {
+	g.writeError(rw, e)
+}
+
+// upstreamError answers a failed round trip: 504 for a timeout, 502 otherwise.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	rw, _ := w.(*recorder)
+	if rw != nil {
+		rw.err = err
+	}
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		w.WriteHeader(499) // the client went away; nobody reads this
+		return
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		g.writeError(w, errTimeout)
+		return
+	}
+	g.writeError(w, errBadGateway)
+}
+
+type stateKey struct{}
+
+// state is what Rewrite needs from ServeHTTP.
+type state struct {
+	id auth.Identity
+	rt *route
+	rw *recorder
+}
