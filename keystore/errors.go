@@ -14,4 +14,6 @@ var (
 	ErrScopeNotHeld = errors.New("keystore: scope not held by the principal")
 	// ErrDisabled: the principal is disabled.
 	ErrDisabled = errors.New("keystore: principal disabled")
+	// ErrBadCursor: a listing cursor that no listing returned.
+	ErrBadCursor = errors.New("keystore: bad cursor")
 )

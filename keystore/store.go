@@ -41,11 +41,27 @@ type Store interface {
 	GetKey(ctx context.Context, id string) (Key, error)
 	// ListKeys returns keys ordered by creation then id, after opts.Cursor, and the next
 	// cursor. Only active keys unless opts.IncludeRevoked. principalID "" lists every
-	// principal's keys.
+	// principal's keys; an unknown or deleted principal is ErrNotFound.
 	ListKeys(ctx context.Context, principalID string, opts ListOptions) ([]Key, string, error)
 	// RevokeKey sets RevokedAt and returns the key; ErrNotFound when unknown or already
 	// revoked.
 	RevokeKey(ctx context.Context, id string) (Key, error)
+	// UpdateKey stores k's Name, Scopes, RateLimit, Metadata and ExpiresAt and records a
+	// change. ErrNotFound when unknown or revoked; ErrScopeNotHeld as CreateKey.
+	UpdateKey(ctx context.Context, k *Key) error
+	// ImportKeys stores legacy keys (all with ID, PrincipalID, Name, Prefix, Hash set) in
+	// one transaction, skipping those whose hash is already stored, and returns how many it
+	// stored. It is not bound by the per-principal maximum. ErrNotFound names no principal
+	// (wrapped with its id) when one is unknown or deleted; then nothing is stored.
+	ImportKeys(ctx context.Context, keys []Key) (int, error)
+
+	// RecordUsage adds counted uses to keys: usage_count grows by Count, last_used_at
+	// becomes the later of the stored one and LastUsed. Unknown keys are skipped.
+	RecordUsage(ctx context.Context, u []Usage) error
+
+	// ListAudit returns audit events, newest first, after opts.Cursor; principalID ""
+	// lists all.
+	ListAudit(ctx context.Context, principalID string, opts ListOptions) ([]AuditEvent, string, error)
 
 	// LookupKey returns the key with this hash and its principal, whatever their state
 	// (revoked, expired, disabled: the caller decides). ErrNotFound when no key has it.
@@ -54,7 +70,8 @@ type Store interface {
 	Rehash(ctx context.Context, keyID string, h Hash) error
 
 	// Watch calls fn for every change committed from now on, by this process or another
-	// one, that can deny access, until ctx ends. The delay is at most about a second.
+	// one, that can deny access, until ctx ends. The delay is at most about a second. It
+	// returns nil when ctx ends and an error when it can no longer watch.
 	Watch(ctx context.Context, fn func(Change)) error
 }
 
@@ -74,4 +91,38 @@ type Change struct {
 	PrincipalID string
 	KeyID       string
 	At          time.Time
+}
+
+// Usage is the use of one key counted in memory since the last flush.
+type Usage struct {
+	KeyID    string
+	Count    int64
+	LastUsed time.Time
+}
+
+// AuditEvent is one recorded write. It never holds a secret.
+type AuditEvent struct {
+	ID          int64
+	At          time.Time
+	Actor       string // "admin:<token name>", "self:<principal id>", "cli"
+	Action      string // principal.create|update|disable|enable|delete, key.create|update|revoke|import
+	PrincipalID string
+	KeyID       string // "" for principal events
+	Detail      string // e.g. "imported 10000 keys"; never a secret
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx naming who makes the writes done with it; every Store write
+// records an audit event with this actor in the same transaction ("" is "unknown").
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFrom returns the actor of ctx, or "unknown".
+func ActorFrom(ctx context.Context) string {
+	if a, _ := ctx.Value(actorKey{}).(string); a != "" {
+		return a
+	}
+	return "unknown"
 }
