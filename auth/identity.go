@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keystore"
 )
 
@@ -96,4 +97,20 @@ func NewContext(ctx context.Context, id *Identity) context.Context {
 func FromContext(ctx context.Context) *Identity {
 	id, _ := ctx.Value(ctxKey{}).(*Identity)
 	return id
+}
+
+// KeyRates returns the key's own rate limits (MethodKey only).
+func (id *Identity) KeyRates() config.Rates {
+	if id.Method != MethodKey {
+		return nil
+	}
+	return id.Entry.KeyRates
+}
+
+// PrincipalRates returns the principal's own rate limits.
+func (id *Identity) PrincipalRates() config.Rates {
+	if id.Entry == nil {
+		return nil
+	}
+	return id.Entry.PrincipalRates
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keygate/keygate/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
@@ -135,6 +136,9 @@ func (c *Cache) load(h Hash) (*Entry, error) {
 	}
 	e.Held = e.EffectiveScopes()
 	e.HeldHeader = strings.Join(e.Held, ",")
+	// Stored rates were validated when written; one that no longer parses applies no limit.
+	e.KeyRates, _ = config.ParseRates(e.Key.RateLimit)
+	e.PrincipalRates, _ = config.ParseRates(e.Principal.RateLimit)
 	if _, ok := c.entries[h]; !ok && len(c.entries) >= c.o.MaxEntries {
 		for k := range c.entries { // map order is random: drop any one
 			delete(c.entries, k)

@@ -3,6 +3,8 @@ package keystore
 import (
 	"slices"
 	"time"
+
+	"github.com/keygate/keygate/config"
 )
 
 // Principal is the client account that API keys act for.
@@ -57,6 +59,9 @@ type Entry struct {
 	// joined with ","; set by the Cache when it loads an entry.
 	Held       []string
 	HeldHeader string
+	// KeyRates and PrincipalRates are Key.RateLimit and Principal.RateLimit parsed; set by
+	// the Cache when it loads an entry.
+	KeyRates, PrincipalRates config.Rates
 }
 
 // EffectiveScopes returns the scopes a request authenticated with this key holds: the
