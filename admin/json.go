@@ -71,13 +71,13 @@ func badRequestf(format string, args ...any) error {
 }
 
 // fail writes the JSON error for err. subject ("principal", "key") words the messages of
-// keystore errors.
-func (a *API) fail(w http.ResponseWriter, r *http.Request, subject string, err error) {
-	status, code, msg := statusOf(subject, err, a.keys.MaxPerPrincipal)
+// keystore errors. The error behind a 500 is logged, never shown.
+func (b *base) fail(w http.ResponseWriter, r *http.Request, subject string, err error) {
+	status, code, msg := statusOf(subject, err, b.keys.MaxPerPrincipal)
 	if status == http.StatusInternalServerError {
-		a.log.LogAttrs(r.Context(), slog.LevelError, "admin error",
+		b.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
 			slog.String("method", r.Method), slog.String("pattern", r.Pattern),
-			slog.String("actor", actorFrom(r.Context())), slog.String("error", err.Error()))
+			slog.String("actor", keystore.ActorFrom(r.Context())), slog.String("error", err.Error()))
 	}
 	writeError(w, status, code, msg)
 }
@@ -108,6 +108,8 @@ func statusOf(subject string, err error, maxKeys int) (int, string, string) {
 		return http.StatusBadRequest, "bad_request", fe.Error()
 	case errors.As(err, &br):
 		return http.StatusBadRequest, "bad_request", br.msg
+	case errors.Is(err, keystore.ErrBadCursor):
+		return http.StatusBadRequest, "bad_request", "cursor: not a next_cursor of this listing"
 	case errors.Is(err, keystore.ErrNotFound):
 		return http.StatusNotFound, "not_found", subject + " not found"
 	case errors.Is(err, keystore.ErrConflict):
@@ -230,6 +232,25 @@ func (rl *rateLimit) UnmarshalJSON(b []byte) error {
 	default:
 		return &keystore.FieldError{Field: "rate_limit", Msg: "must be a rate string or a list of rate strings"}
 	}
+}
+
+// optional is an input field that tells left out (Set false), null (Set and Null) and a
+// value apart: "expires_at": null removes a key's expiry, "password": null a password.
+type optional[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	var zero T
+	o.Set, o.Null, o.Value = true, false, zero
+	if string(bytes.TrimSpace(b)) == "null" {
+		o.Null = true
+		return nil
+	}
+	// A type error here comes back to decode with the field's name added by encoding/json.
+	return json.Unmarshal(b, &o.Value)
 }
 
 // rateOut is the rate_limit output: null, the string when there is one rate, else the list.

@@ -1,14 +1,15 @@
 package admin
 
 import (
-	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/keygate/keygate/auth"
 	"github.com/keygate/keygate/keystore"
 )
 
@@ -76,14 +77,23 @@ func nonNilMap(m map[string]string) map[string]string {
 	return m
 }
 
-// errPasswordUnsupported answers a password in a create or change: setting one needs the
-// password hasher, which the admin API does not have yet.
-var errPasswordUnsupported = &keystore.FieldError{Field: "password", Msg: "not supported yet"}
+// hashPassword validates a new password and returns its argon2id PHC string. Its errors
+// never quote the password.
+func hashPassword(pw string) (string, error) {
+	if err := keystore.ValidatePassword("password", pw); err != nil {
+		return "", err
+	}
+	h, err := auth.HashPassword(pw)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return h, nil
+}
 
 type createPrincipalReq struct {
 	ID          string            `json:"id"`
 	DisplayName string            `json:"display_name"`
-	Password    json.RawMessage   `json:"password"`
+	Password    optional[string]  `json:"password"` // null: none
 	Scopes      []string          `json:"scopes"`
 	RateLimit   rateLimit         `json:"rate_limit"`
 	Metadata    map[string]string `json:"metadata"`
@@ -116,18 +126,22 @@ func validationErrors(errs ...error) error {
 	return &keystore.FieldError{Field: fe.Field, Msg: msg[len(fe.Field)+2:], Err: fe.Err}
 }
 
+// createPrincipal creates a principal, with a password when one is given (hashed with
+// argon2id; the response shows has_password, never the password or its hash).
 func (a *API) createPrincipal(w http.ResponseWriter, r *http.Request) {
 	var req createPrincipalReq
-	if err := decode(w, r, &req); err != nil {
+	err := decode(w, r, &req)
+	if err != nil {
 		a.fail(w, r, "principal", err)
 		return
 	}
-	if req.Password != nil {
-		a.fail(w, r, "principal", errPasswordUnsupported)
-		return
+	var pwErr error
+	if req.Password.Set && !req.Password.Null {
+		pwErr = keystore.ValidatePassword("password", req.Password.Value)
 	}
 	if err := validationErrors(
 		keystore.ValidatePrincipalID(req.ID, a.keys.Prefix),
+		pwErr,
 		keystore.ValidateDisplayName("display_name", req.DisplayName),
 		keystore.ValidateScopes("scopes", req.Scopes),
 		keystore.ValidateRates("rate_limit", req.RateLimit.Rates),
@@ -142,6 +156,13 @@ func (a *API) createPrincipal(w http.ResponseWriter, r *http.Request) {
 		Scopes:      req.Scopes,
 		RateLimit:   req.RateLimit.Rates,
 		Metadata:    req.Metadata,
+	}
+	if req.Password.Set && !req.Password.Null {
+		// After every other check: the hash costs tens of milliseconds.
+		if p.PasswordHash, err = hashPassword(req.Password.Value); err != nil {
+			a.fail(w, r, "principal", err)
+			return
+		}
 	}
 	if err := a.store.CreatePrincipal(r.Context(), &p); err != nil {
 		a.fail(w, r, "principal", err)
@@ -183,7 +204,7 @@ func (a *API) getPrincipal(w http.ResponseWriter, r *http.Request) {
 
 type updatePrincipalReq struct {
 	DisplayName *string            `json:"display_name"`
-	Password    json.RawMessage    `json:"password"`
+	Password    optional[string]   `json:"password"` // null: remove
 	Scopes      *[]string          `json:"scopes"`
 	RateLimit   rateLimit          `json:"rate_limit"`
 	Metadata    *map[string]string `json:"metadata"`
@@ -196,16 +217,10 @@ func (a *API) updatePrincipal(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "principal", err)
 		return
 	}
-	// "password": null removes the password; a value cannot be hashed here yet.
-	removePassword := false
-	if req.Password != nil {
-		if string(req.Password) != "null" {
-			a.fail(w, r, "principal", errPasswordUnsupported)
-			return
-		}
-		removePassword = true
-	}
 	var errs []error
+	if req.Password.Set && !req.Password.Null {
+		errs = append(errs, keystore.ValidatePassword("password", req.Password.Value))
+	}
 	if req.DisplayName != nil {
 		errs = append(errs, keystore.ValidateDisplayName("display_name", *req.DisplayName))
 	}
@@ -234,8 +249,16 @@ func (a *API) updatePrincipal(w http.ResponseWriter, r *http.Request) {
 		p.DisplayName = *req.DisplayName
 		changed = append(changed, "display_name")
 	}
-	if removePassword {
+	if req.Password.Set {
+		// "password": null removes it; a string replaces it. Hashed last among the
+		// checks, after the principal is known: the hash costs tens of milliseconds.
 		p.PasswordHash = ""
+		if !req.Password.Null {
+			if p.PasswordHash, err = hashPassword(req.Password.Value); err != nil {
+				a.fail(w, r, "principal", err)
+				return
+			}
+		}
 		changed = append(changed, "password")
 	}
 	if req.Scopes != nil {
@@ -264,8 +287,9 @@ func (a *API) updatePrincipal(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "principal", err)
 		return
 	}
-	// Any change of a principal can deny access (fewer scopes, a lower rate, disabled,
-	// no password): the cache forgets the principal and all its keys.
+	// Any change of a principal can deny access (fewer scopes, a lower rate, disabled, a
+	// new or no password): the cache forgets the principal, all its keys and its cached
+	// password checks.
 	a.evict(keystore.Change{PrincipalID: p.ID, At: p.UpdatedAt})
 	a.logWrite(r, "principal.update", slog.String("principal_id", p.ID), slog.Any("fields", changed))
 	writeJSON(w, http.StatusOK, principalOut(&p))

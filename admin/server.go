@@ -23,8 +23,8 @@ import (
 type Options struct {
 	// Store holds principals and keys.
 	Store keystore.Store
-	// Tokens are the admin bearer tokens; a token's Name is the actor in logs. Tokens
-	// with an empty secret are ignored.
+	// Tokens are the admin bearer tokens; "admin:" and a token's Name is the actor in the
+	// audit log and in logs. Tokens with an empty secret are ignored.
 	Tokens []config.AdminToken
 	// Keys gives the key prefix, keys.max_per_principal, keys.default_ttl and keys.max_ttl.
 	Keys config.Keys
@@ -34,9 +34,10 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Checks are the dependencies /readyz asks, by name ("store", "redis").
 	Checks map[string]Readiness
-	// Evicted is called after every successful write that can deny access (revoking a
-	// key, changing, disabling or deleting a principal), so that this process's key
-	// cache forgets at once rather than when the store's Watch reports the change.
+	// Evicted is called after every successful write that can deny access (changing or
+	// revoking a key; changing, disabling or deleting a principal, also its password),
+	// so that this process's caches (keys, password checks) forget at once rather than
+	// when the store's Watch reports the change.
 	Evicted func(keystore.Change)
 	// Log receives one info line per admin write (with the actor's token name, never
 	// the token) and the errors behind 500s.
@@ -53,17 +54,46 @@ type Readiness interface {
 
 // API is the admin listener's handler. Build it with New; it is safe for concurrent use.
 type API struct {
-	store    keystore.Store
+	base
 	tokens   []adminToken
-	keys     config.Keys
-	format   keystore.Format
-	hasher   *keystore.Hasher
 	checks   map[string]Readiness
-	evicted  func(keystore.Change)
-	log      *slog.Logger
-	now      func() time.Time
 	mux      *http.ServeMux
 	readyLog readyLog
+}
+
+// base is what the admin API and the self-service handler share: the store, the key
+// settings, the clock, the log and the eviction callback, and with them the one way to
+// create or revoke a key, log a write and answer an error.
+type base struct {
+	store   keystore.Store
+	keys    config.Keys
+	format  keystore.Format
+	hasher  *keystore.Hasher
+	evicted func(keystore.Change)
+	log     *slog.Logger
+	now     func() time.Time
+	// event names the info line of a successful write ("admin write").
+	event string
+}
+
+func newBase(store keystore.Store, keys config.Keys, hasher *keystore.Hasher,
+	evicted func(keystore.Change), log *slog.Logger, now func() time.Time, event string) base {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return base{
+		store:   store,
+		keys:    keys,
+		format:  keystore.Format{Prefix: keys.Prefix},
+		hasher:  hasher,
+		evicted: evicted,
+		log:     log,
+		now:     now,
+		event:   event,
+	}
 }
 
 // adminToken is a configured token, kept as its SHA-256 so that every comparison is of
@@ -79,20 +109,8 @@ const readyTimeout = 2 * time.Second
 // New returns the admin API for o. It does not check the store; /readyz does.
 func New(o Options) *API {
 	a := &API{
-		store:   o.Store,
-		keys:    o.Keys,
-		format:  keystore.Format{Prefix: o.Keys.Prefix},
-		hasher:  o.Hasher,
-		checks:  o.Checks,
-		evicted: o.Evicted,
-		log:     o.Log,
-		now:     o.Now,
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
+		base:   newBase(o.Store, o.Keys, o.Hasher, o.Evicted, o.Log, o.Now, "admin write"),
+		checks: o.Checks,
 	}
 	for _, t := range o.Tokens {
 		if t.Token.Reveal() == "" {
@@ -123,6 +141,8 @@ func New(o Options) *API {
 			"POST": a.createKey, "GET": a.listKeys}},
 		{"/v1/keys/{key_id}", map[string]http.HandlerFunc{
 			"GET": a.getKey, "PATCH": a.updateKey, "DELETE": a.revokeKey}},
+		{"/v1/audit", map[string]http.HandlerFunc{
+			"GET": a.listAudit}},
 	}
 	for _, rt := range v1 {
 		var allow []string
@@ -146,16 +166,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
-type actorKey struct{}
-
-// actorFrom returns the name of the admin token that authenticated the request.
-func actorFrom(ctx context.Context) string {
-	s, _ := ctx.Value(actorKey{}).(string)
-	return s
-}
-
-// authed requires a bearer token matching one of the configured tokens, and puts the
-// token's name in the request context as the actor.
+// authed requires a bearer token matching one of the configured tokens, and runs h with
+// the actor "admin:<token name>" in the request context (keystore.WithActor), so that
+// every store write it makes is audited under that name and every log line names it.
 func (a *API) authed(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -165,7 +178,7 @@ func (a *API) authed(h http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required")
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, name)))
+		h.ServeHTTP(w, r.WithContext(keystore.WithActor(r.Context(), "admin:"+name)))
 	})
 }
 
@@ -197,19 +210,19 @@ func (a *API) matchToken(values []string) (string, bool) {
 	return a.tokens[idx].name, true
 }
 
-// logWrite records one successful admin write.
-func (a *API) logWrite(r *http.Request, action string, attrs ...slog.Attr) {
+// logWrite records one successful write, with the actor of the request's context.
+func (b *base) logWrite(r *http.Request, action string, attrs ...slog.Attr) {
 	attrs = append([]slog.Attr{
 		slog.String("action", action),
-		slog.String("actor", actorFrom(r.Context())),
+		slog.String("actor", keystore.ActorFrom(r.Context())),
 	}, attrs...)
-	a.log.LogAttrs(r.Context(), slog.LevelInfo, "admin write", attrs...)
+	b.log.LogAttrs(r.Context(), slog.LevelInfo, b.event, attrs...)
 }
 
 // evict reports a change that can deny access.
-func (a *API) evict(c keystore.Change) {
-	if a.evicted != nil {
-		a.evicted(c)
+func (b *base) evict(c keystore.Change) {
+	if b.evicted != nil {
+		b.evicted(c)
 	}
 }
 

@@ -14,11 +14,14 @@ const (
 	ResultDisabled
 	ResultBadPassword
 	ResultStoreError
+	// ResultBlocked: the caller used up its failed attempts (SPEC §4) and was refused
+	// before any check; a 429.
+	ResultBlocked
 	resultCount
 )
 
 var resultNames = [resultCount]string{"ok", "missing", "malformed", "unknown", "revoked",
-	"expired", "disabled", "bad_password", "store_error"}
+	"expired", "disabled", "bad_password", "store_error", "blocked"}
 
 // String returns the metric label of r.
 func (r Result) String() string {

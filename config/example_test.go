@@ -16,7 +16,7 @@ func TestExampleLoadsAndValidates(t *testing.T) {
 	secret, token := strings.Repeat("s", 40), strings.Repeat("t", 40)
 	t.Setenv("KEYGATE_KEY_SECRET", secret)
 	t.Setenv("KEYGATE_ADMIN_TOKEN", token)
-	os.Unsetenv("KEYGATE_DATABASE_URL") // t.Setenv above restores the environment after the test
+	t.Setenv("KEYGATE_DATABASE_URL", "") // the example defaults it to empty
 	c, err := Load(examplePath)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", examplePath, err)

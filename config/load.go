@@ -100,7 +100,11 @@ func parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		if !errors.As(err, &te) {
 			w.errs = append(w.errs, &FieldError{Message: err.Error()})
 		} else {
-			for _, msg := range te.Errors {
+			for i, msg := range te.Errors {
+				if i == maxDecodeErrors {
+					w.errs = append(w.errs, &FieldError{Message: fmt.Sprintf("... and %d more problems of the same kind", len(te.Errors)-i), line: 1 << 30})
+					break
+				}
 				w.decodeError(msg)
 			}
 		}
@@ -109,10 +113,21 @@ func parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 
 	if len(w.errs) > 0 {
 		sort.SliceStable(w.errs, func(i, j int) bool { return errLine(w.errs[i]) < errLine(w.errs[j]) })
+		if len(w.errs) > maxErrors {
+			n := len(w.errs) - maxErrors
+			w.errs = append(w.errs[:maxErrors], &FieldError{Message: fmt.Sprintf("... and %d more problems", n)})
+		}
 		return nil, w.redacted()
 	}
 	return &cfg, nil
 }
+
+// maxDecodeErrors bounds the decoder's problems that are mapped back to paths (each
+// costs a scan of its line), so that a hostile file cannot make Parse slow.
+const maxDecodeErrors = 100
+
+// maxErrors bounds the problems Parse returns; no file written by hand has more.
+const maxErrors = 200
 
 var (
 	secretType      = reflect.TypeOf(Secret(""))
@@ -269,15 +284,18 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) map[string]b
 	fields := yamlFields(t)
 	present := map[string]bool{}
 	firstLine := map[string]int{}
+	// Keys reported here are dropped from the node, so that the decoder neither
+	// reports them again nor spends its quadratic duplicate-key check on them.
+	kept := n.Content[:0]
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
 			w.merge(v, t, path, present)
+			kept = append(kept, n.Content[i], v)
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
 			w.errorf(k, path, "line %d: keys must be strings, got %s", k.Line, kindName(k))
-			w.failed[lineKey(k.Line)] = true
 			continue
 		}
 		p := join(path, k.Value)
@@ -293,8 +311,10 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) map[string]b
 		}
 		firstLine[k.Value] = k.Line
 		present[k.Value] = true
+		kept = append(kept, n.Content[i], v)
 		w.walk(v, f.Type, p)
 	}
+	n.Content = kept
 	return present
 }
 
@@ -484,11 +504,11 @@ func (w *walker) decodeError(msg string) {
 		case m[2] == "!!map":
 			got = "a mapping"
 		case w.secret[path]:
-			got = "a scalar"
+			got = "a string"
 		default:
 			got = strconv.Quote(m[3])
 		}
-		w.add(path, "want "+want+", got "+got, line)
+		w.addSafe(path, "want "+want+", got "+got, line)
 		return
 	}
 	if m := lineMsg.FindStringSubmatch(msg); m != nil {
@@ -499,16 +519,22 @@ func (w *walker) decodeError(msg string) {
 	w.add("", msg, 0)
 }
 
+// add records a decode problem whose message may quote the value: at a secret's
+// path only the fact that the value is invalid is kept.
 func (w *walker) add(path, msg string, line int) {
-	if path != "" && w.failed[path] || w.failed[lineKey(line)] {
+	if w.secret[path] {
+		msg = "invalid value"
+	}
+	w.addSafe(path, msg, line)
+}
+
+// addSafe records a decode problem whose message quotes no secret.
+func (w *walker) addSafe(path, msg string, line int) {
+	if path != "" && w.failed[path] {
 		return
 	}
 	if path == "" && line > 0 {
 		msg = fmt.Sprintf("line %d: %s", line, msg)
-	}
-	if w.secret[path] {
-		// Never let a decoder message carry a secret: keep only what it is about.
-		msg = "invalid value"
 	}
 	w.errs = append(w.errs, &FieldError{Path: path, Message: msg, line: line})
 }
@@ -638,9 +664,6 @@ func (w *walker) applyRouteDefaults(c *Config) {
 		}
 	}
 }
-
-// lineKey marks a whole line as reported in walker.failed.
-func lineKey(line int) string { return "\x00line " + strconv.Itoa(line) }
 
 func errLine(err error) int {
 	if fe, ok := err.(*FieldError); ok {

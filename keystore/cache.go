@@ -43,9 +43,11 @@ type Cache struct {
 	lookupDur                        prometheus.Observer
 }
 
+// cached is one entry of the cache; never modified once stored (replaced instead).
 type cached struct {
 	entry   *Entry
 	fetched time.Time
+	recheck bool // ask the store before trusting it again (notifications may be lost)
 }
 
 // NewCache returns a Cache in front of s.
@@ -89,7 +91,7 @@ func (c *Cache) Lookup(ctx context.Context, h Hash) (*Entry, error) {
 	ce := c.entries[h]
 	until, neg := c.negative[h]
 	c.mu.RUnlock()
-	if ce != nil && now.Sub(ce.fetched) < c.o.TTL {
+	if ce != nil && !ce.recheck && now.Sub(ce.fetched) < c.o.TTL {
 		c.hit.Inc()
 		return ce.entry, nil
 	}
@@ -175,11 +177,15 @@ func (c *Cache) Evict(ch Change) {
 	}
 }
 
-// Flush forgets every entry (used when change notifications may have been missed).
-func (c *Cache) Flush() {
+// Revalidate makes every entry be checked against the store on its next use, while
+// keeping it to serve as stale should the store fail (used when change notifications may
+// have been missed), and forgets the negative entries.
+func (c *Cache) Revalidate() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	clear(c.entries)
+	for h, ce := range c.entries {
+		c.entries[h] = &cached{entry: ce.entry, fetched: ce.fetched, recheck: true}
+	}
 	clear(c.negative)
 }
 
@@ -198,8 +204,8 @@ func (c *Cache) Watch(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.o.Log.Warn("keystore watch failed; flushing cache", slog.String("error", err.Error()))
-		c.Flush()
+		c.o.Log.Warn("keystore watch failed; cached keys will be revalidated", slog.String("error", err.Error()))
+		c.Revalidate()
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

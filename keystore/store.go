@@ -46,13 +46,16 @@ type Store interface {
 	// RevokeKey sets RevokedAt and returns the key; ErrNotFound when unknown or already
 	// revoked.
 	RevokeKey(ctx context.Context, id string) (Key, error)
-	// UpdateKey stores k's Name, Scopes, RateLimit, Metadata and ExpiresAt and records a
-	// change. ErrNotFound when unknown or revoked; ErrScopeNotHeld as CreateKey.
+	// UpdateKey stores k's Name, Scopes, RateLimit, Metadata and ExpiresAt, records a
+	// change, and fills k with the stored record. ErrNotFound when unknown or revoked;
+	// ErrScopeNotHeld as CreateKey. An expired key may be given a new expiry.
 	UpdateKey(ctx context.Context, k *Key) error
 	// ImportKeys stores legacy keys (all with ID, PrincipalID, Name, Prefix, Hash set) in
 	// one transaction, skipping those whose hash is already stored, and returns how many it
-	// stored. It is not bound by the per-principal maximum. ErrNotFound names no principal
-	// (wrapped with its id) when one is unknown or deleted; then nothing is stored.
+	// stored. It is not bound by the per-principal maximum. A principal that is unknown or
+	// deleted (ErrNotFound) or disabled (ErrDisabled), scopes it does not hold
+	// (ErrScopeNotHeld) or a key id in use (ErrConflict) fail the whole import, with the
+	// principal's id in the error; then nothing is stored.
 	ImportKeys(ctx context.Context, keys []Key) (int, error)
 
 	// RecordUsage adds counted uses to keys: usage_count grows by Count, last_used_at
@@ -60,7 +63,7 @@ type Store interface {
 	RecordUsage(ctx context.Context, u []Usage) error
 
 	// ListAudit returns audit events, newest first, after opts.Cursor; principalID ""
-	// lists all.
+	// lists all. A deleted principal's events stay listed; an unknown one has none.
 	ListAudit(ctx context.Context, principalID string, opts ListOptions) ([]AuditEvent, string, error)
 
 	// LookupKey returns the key with this hash and its principal, whatever their state

@@ -278,3 +278,28 @@ func KeyExpiry(now time.Time, expiresAt *time.Time, ttl *string, defaultTTL, max
 	}
 	return &at, nil
 }
+
+// Limits on a principal's password.
+const (
+	// MinPasswordLen is the shortest password, in characters.
+	MinPasswordLen = 8
+	// MaxPasswordLen is the longest password, in characters: it bounds the work of one
+	// hash and of every later check.
+	MaxPasswordLen = 1024
+)
+
+// ValidatePassword checks a principal's password: 8–1024 characters of valid UTF-8,
+// without NUL (C-based tools and bcrypt stop at it). Its errors name the field and the
+// length at most, never the password or a part of it.
+func ValidatePassword(field, pw string) error {
+	if !utf8.ValidString(pw) {
+		return fieldErr(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(pw); n < MinPasswordLen || n > MaxPasswordLen {
+		return fieldErr(field, "must be %d to %d characters, got %d", MinPasswordLen, MaxPasswordLen, n)
+	}
+	if strings.IndexByte(pw, 0) >= 0 {
+		return fieldErr(field, "must not contain NUL")
+	}
+	return nil
+}

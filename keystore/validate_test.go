@@ -248,3 +248,33 @@ func TestKeyExpiry(t *testing.T) {
 		})
 	}
 }
+
+func TestValidatePassword(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		wantErr  bool
+	}{
+		{"8 chars", "s3cret-p", false},
+		{"1024 chars", strings.Repeat("p", 1024), false},
+		{"8 runes of 2 bytes", strings.Repeat("é", 8), false},
+		{"spaces and tabs", "pass word\twith tab", false},
+		{"empty", "", true},
+		{"7 chars", "s3cret-", true},
+		{"7 runes of 2 bytes", strings.Repeat("é", 7), true},
+		{"1025 chars", strings.Repeat("p", 1025), true},
+		{"NUL", "s3cret-pw\x00x", true},
+		{"invalid UTF-8", "s3cret-pw\xff", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := ""
+			if tc.wantErr {
+				want = "password"
+			}
+			err := ValidatePassword("password", tc.in)
+			checkErr(t, "ValidatePassword", err, want)
+			if err != nil && len(tc.in) >= 4 && strings.Contains(err.Error(), tc.in[:4]) {
+				t.Errorf("ValidatePassword error %q quotes the password", err)
+			}
+		})
+	}
+}

@@ -18,7 +18,7 @@ import (
 
 // verifier is what the gateway needs from auth.
 type verifier interface {
-	Verify(ctx context.Context, c *auth.Credentials, mode auth.Mode) (auth.Identity, auth.Result, error)
+	Verify(ctx context.Context, c *auth.Credentials, mode auth.Mode, clientIP netip.Addr) (auth.Identity, auth.Result, error)
 }
 
 // Options configures a Gateway.
@@ -28,8 +28,10 @@ type Options struct {
 	// SelfService, when set, is served at Config.SelfService.Path as a built-in route
 	// with auth required.
 	SelfService http.Handler
-	Log         *slog.Logger
-	Registerer  prometheus.Registerer
+	// Usage, when set, counts every request admitted with a key.
+	Usage      interface{ Record(keyID string) }
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Gateway is the public listener's handler.
@@ -40,6 +42,7 @@ type Gateway struct {
 	trusted         []netip.Prefix
 	headers         identityHeaders
 	wwwAuthenticate []string
+	usage           interface{ Record(keyID string) }
 	log             *slog.Logger
 	m               *metrics
 	ids             *requestIDs
@@ -60,6 +63,7 @@ func New(o Options) *Gateway {
 		trusted:         cfg.TrustedProxies,
 		headers:         newIdentityHeaders(cfg.IdentityHeaders),
 		wwwAuthenticate: []string{`Basic realm="` + cfg.Auth.Realm + `"`},
+		usage:           o.Usage,
 		log:             o.Log,
 		m:               newMetrics(o.Registerer),
 		ids:             newRequestIDs(),
@@ -120,7 +124,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		creds := auth.Extract(r, g.extract)
 		var res auth.Result
 		var err error
-		id, res, err = g.verify.Verify(ctx, &creds, rt.mode)
+		id, res, err = g.verify.Verify(ctx, &creds, rt.mode, rw.clientIP)
 		rw.result = res
 		rw.id = id
 		if err != nil {
@@ -135,6 +139,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !id.HasScopes(rt.scopes) {
 			g.fail(rw, errForbidden)
 			return
+		}
+		if id.Method == auth.MethodKey && g.usage != nil {
+			g.usage.Record(id.Entry.Key.ID)
 		}
 	}
 	rw.id = id

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -23,7 +24,7 @@ const goodKey = "good-key"
 // fakeVerifier accepts goodKey in any carrier; "store-down" is a store error.
 type fakeVerifier struct{}
 
-func (fakeVerifier) Verify(_ context.Context, c *auth.Credentials, mode auth.Mode) (auth.Identity, auth.Result, error) {
+func (fakeVerifier) Verify(_ context.Context, c *auth.Credentials, mode auth.Mode, _ netip.Addr) (auth.Identity, auth.Result, error) {
 	key := c.Key
 	if c.Carrier == auth.CarrierBasic {
 		key = c.Username

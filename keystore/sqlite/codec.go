@@ -4,18 +4,17 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/keystore"
 )
 
 // timeLayout is fixed-width UTC with nanoseconds: text order is time order, and a
 // time.Time round-trips exactly.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
-
-// errBadCursor is returned for a cursor this store did not make.
-var errBadCursor = errors.New("invalid cursor")
 
 func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
@@ -100,7 +99,8 @@ func decMap(s string) (map[string]string, error) {
 	return m, nil
 }
 
-// Cursors are opaque: base64url of the last row's sort key.
+// Cursors are opaque: base64url of the last row's sort key, parts joined by NUL. A cursor
+// that does not decode to n non-empty parts is keystore.ErrBadCursor.
 
 func encCursor(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
@@ -109,11 +109,11 @@ func encCursor(parts ...string) string {
 func decCursor(c string, n int) ([]string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return nil, errBadCursor
+		return nil, keystore.ErrBadCursor
 	}
 	parts := strings.Split(string(b), "\x00")
-	if len(parts) != n {
-		return nil, errBadCursor
+	if len(parts) != n || slices.Contains(parts, "") {
+		return nil, keystore.ErrBadCursor
 	}
 	return parts, nil
 }
@@ -127,4 +127,15 @@ func pageLimit(n int) int {
 		return 1000
 	}
 	return n
+}
+
+// sameList compares stored lists, nil and empty alike.
+func sameList(a, b []string) bool { return slices.Equal(a, b) }
+
+// sameTimePtr compares optional times.
+func sameTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -60,9 +61,9 @@ func scanKey(r scanner, extra ...any) (keystore.Key, error) {
 	return k, nil
 }
 
-// CreateKey stores k and sets k.CreatedAt; see keystore.Store. The principal's state, the
-// scope check, the count of active keys and the insert share one BEGIN IMMEDIATE
-// transaction, so concurrent creates never pass maxActive.
+// CreateKey stores k, sets k.CreatedAt and records a key.create audit event; see
+// keystore.Store. The principal's state, the scope check, the count of active keys and the
+// insert share one BEGIN IMMEDIATE transaction, so concurrent creates never pass maxActive.
 func (s *Store) CreateKey(ctx context.Context, k *keystore.Key, maxActive int) error {
 	if k.ID == "" || k.PrincipalID == "" || k.Hash == (keystore.Hash{}) {
 		return s.wrap("create key", errors.New("key id, principal id and hash are required"))
@@ -120,7 +121,10 @@ func (s *Store) CreateKey(ctx context.Context, k *keystore.Key, maxActive int) e
 		if isUniqueViolation(err) {
 			return keystore.ErrConflict
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return addAudit(ctx, tx, fmtTime(now), actKeyCreate, k.PrincipalID, k.ID, "")
 	})
 	if err != nil {
 		return s.wrap("create key", err)
@@ -164,8 +168,11 @@ func (s *Store) ListKeys(ctx context.Context, principalID string, opts keystore.
 	}
 	if opts.Cursor != "" {
 		parts, err := decCursor(opts.Cursor, 2)
+		if err == nil {
+			_, err = parseTime(parts[0])
+		}
 		if err != nil {
-			return nil, "", s.wrap("list keys", err)
+			return nil, "", s.wrap("list keys", keystore.ErrBadCursor)
 		}
 		where = append(where, "(k.created_at, k.id) > (?, ?)")
 		args = append(args, parts[0], parts[1])
@@ -201,8 +208,8 @@ func (s *Store) ListKeys(ctx context.Context, principalID string, opts keystore.
 	return out, next, nil
 }
 
-// RevokeKey sets RevokedAt, records a change and returns the key; ErrNotFound when
-// unknown or already revoked.
+// RevokeKey sets RevokedAt, records a change and a key.revoke audit event and returns the
+// key; ErrNotFound when unknown or already revoked.
 func (s *Store) RevokeKey(ctx context.Context, id string) (keystore.Key, error) {
 	now := s.nowUTC()
 	var k keystore.Key
@@ -216,12 +223,87 @@ func (s *Store) RevokeKey(ctx context.Context, id string) (keystore.Key, error) 
 		if err != nil {
 			return err
 		}
-		return addChange(ctx, tx, k.PrincipalID, k.ID, now)
+		if err := addChange(ctx, tx, k.PrincipalID, k.ID, now); err != nil {
+			return err
+		}
+		return addAudit(ctx, tx, fmtTime(now), actKeyRevoke, k.PrincipalID, k.ID, "")
 	})
 	if err != nil {
 		return keystore.Key{}, s.wrap("revoke key", err)
 	}
 	return k, nil
+}
+
+// UpdateKey stores k's Name, Scopes, RateLimit, Metadata and ExpiresAt (nil: never
+// expires), records a change (so caches drop the key) and a key.update audit event naming
+// the changed fields, in one transaction, and then sets *k to the stored key.
+// ErrNotFound when the key is unknown or revoked; ErrScopeNotHeld when k.Scopes is not a
+// subset of its principal's. Expired keys can be updated (a new ExpiresAt revives one).
+func (s *Store) UpdateKey(ctx context.Context, k *keystore.Key) error {
+	if err := checkTime("expires_at", k.ExpiresAt); err != nil {
+		return s.wrap("update key", err)
+	}
+	now := s.nowUTC()
+	var stored keystore.Key
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var pScopes string
+		old, err := scanKey(tx.QueryRowContext(ctx, "SELECT "+keyCols+`, p.scopes
+			FROM keys k JOIN principals p ON p.id = k.principal_id
+			WHERE k.id = ? AND k.revoked_at IS NULL AND p.deleted_at IS NULL`, k.ID), &pScopes)
+		if errors.Is(err, sql.ErrNoRows) {
+			return keystore.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		held, err := decList(pScopes)
+		if err != nil {
+			return err
+		}
+		for _, sc := range k.Scopes {
+			if !slices.Contains(held, sc) {
+				return keystore.ErrScopeNotHeld
+			}
+		}
+		stored, err = scanKey(tx.QueryRowContext(ctx, `UPDATE keys SET name = ?, scopes = ?,
+			rate_limit = ?, metadata = ?, expires_at = ? WHERE id = ? RETURNING `+keyColsBare,
+			k.Name, encList(k.Scopes), encList(k.RateLimit), encMap(k.Metadata),
+			fmtTimePtr(k.ExpiresAt), k.ID))
+		if err != nil {
+			return err
+		}
+		if err := addChange(ctx, tx, stored.PrincipalID, stored.ID, now); err != nil {
+			return err
+		}
+		return addAudit(ctx, tx, fmtTime(now), actKeyUpdate, stored.PrincipalID, stored.ID,
+			changedDetail(keyChanges(old, stored)))
+	})
+	if err != nil {
+		return s.wrap("update key", err)
+	}
+	*k = stored
+	return nil
+}
+
+// keyChanges names the fields UpdateKey may change that differ between a and b.
+func keyChanges(a, b keystore.Key) []string {
+	var f []string
+	if a.Name != b.Name {
+		f = append(f, "name")
+	}
+	if !sameList(a.Scopes, b.Scopes) {
+		f = append(f, "scopes")
+	}
+	if !sameList(a.RateLimit, b.RateLimit) {
+		f = append(f, "rate_limit")
+	}
+	if !maps.Equal(a.Metadata, b.Metadata) {
+		f = append(f, "metadata")
+	}
+	if !sameTimePtr(a.ExpiresAt, b.ExpiresAt) {
+		f = append(f, "expires_at")
+	}
+	return f
 }
 
 // LookupKey returns the key with hash h and its principal, whatever their state (a deleted

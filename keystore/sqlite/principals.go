@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"time"
 
 	"github.com/keygate/keygate/keystore"
@@ -52,8 +53,9 @@ func fillPrincipal(p keystore.Principal, scopes, rate, meta, created, updated st
 	return p, nil
 }
 
-// CreatePrincipal stores p and sets its CreatedAt and UpdatedAt. ErrConflict when the id
-// is taken, also by a deleted principal.
+// CreatePrincipal stores p, sets its CreatedAt and UpdatedAt and records a
+// principal.create audit event. ErrConflict when the id is taken, also by a deleted
+// principal.
 func (s *Store) CreatePrincipal(ctx context.Context, p *keystore.Principal) error {
 	if err := checkTime("disabled_at", p.DisabledAt); err != nil {
 		return s.wrap("create principal", err)
@@ -68,7 +70,10 @@ func (s *Store) CreatePrincipal(ctx context.Context, p *keystore.Principal) erro
 		if isUniqueViolation(err) {
 			return keystore.ErrConflict
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return addAudit(ctx, tx, fmtTime(now), actPrincipalCreate, p.ID, "", "")
 	})
 	if err != nil {
 		return s.wrap("create principal", err)
@@ -128,25 +133,31 @@ func (s *Store) ListPrincipals(ctx context.Context, opts keystore.ListOptions) (
 }
 
 // UpdatePrincipal stores every field of p but ID and CreatedAt, sets p.UpdatedAt (and
-// p.CreatedAt from the store) and records a change. When p.DisabledAt is set, every key of
-// the principal that is not yet revoked is revoked in the same transaction.
-// ErrNotFound when unknown or deleted.
+// p.CreatedAt from the store) and records a change and an audit event: principal.disable
+// or principal.enable when DisabledAt flips, else principal.update, naming the changed
+// fields. When p.DisabledAt is set, every key of the principal that is not yet revoked is
+// revoked in the same transaction. ErrNotFound when unknown or deleted.
 func (s *Store) UpdatePrincipal(ctx context.Context, p *keystore.Principal) error {
 	if err := checkTime("disabled_at", p.DisabledAt); err != nil {
 		return s.wrap("update principal", err)
 	}
 	now := s.nowUTC()
-	var created string
+	var old keystore.Principal
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE principals SET display_name = ?, password_hash = ?,
-			scopes = ?, rate_limit = ?, metadata = ?, updated_at = ?, disabled_at = ?
-			WHERE id = ? AND deleted_at IS NULL RETURNING created_at`,
-			p.DisplayName, p.PasswordHash, encList(p.Scopes), encList(p.RateLimit),
-			encMap(p.Metadata), fmtTime(now), fmtTimePtr(p.DisabledAt), p.ID).Scan(&created)
+		var err error
+		old, err = scanPrincipal(tx.QueryRowContext(ctx,
+			"SELECT "+principalCols+" FROM principals WHERE id = ? AND deleted_at IS NULL", p.ID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return keystore.ErrNotFound
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE principals SET display_name = ?, password_hash = ?,
+			scopes = ?, rate_limit = ?, metadata = ?, updated_at = ?, disabled_at = ?
+			WHERE id = ?`,
+			p.DisplayName, p.PasswordHash, encList(p.Scopes), encList(p.RateLimit),
+			encMap(p.Metadata), fmtTime(now), fmtTimePtr(p.DisabledAt), p.ID); err != nil {
 			return err
 		}
 		if p.DisabledAt != nil {
@@ -154,21 +165,52 @@ func (s *Store) UpdatePrincipal(ctx context.Context, p *keystore.Principal) erro
 				return err
 			}
 		}
-		return addChange(ctx, tx, p.ID, "", now)
+		if err := addChange(ctx, tx, p.ID, "", now); err != nil {
+			return err
+		}
+		action := actPrincipalUpdate
+		switch {
+		case !old.Disabled() && p.Disabled():
+			action = actPrincipalDisable
+		case old.Disabled() && !p.Disabled():
+			action = actPrincipalEnable
+		}
+		return addAudit(ctx, tx, fmtTime(now), action, p.ID, "", changedDetail(principalChanges(old, *p)))
 	})
 	if err != nil {
 		return s.wrap("update principal", err)
 	}
-	c, err := parseTime(created)
-	if err != nil {
-		return s.wrap("update principal", err)
-	}
-	p.CreatedAt, p.UpdatedAt = c, now
+	p.CreatedAt, p.UpdatedAt = old.CreatedAt, now
 	return nil
 }
 
-// DeletePrincipal revokes all its keys, clears its password and marks it deleted, in one
-// transaction. ErrNotFound when unknown or already deleted.
+// principalChanges names the stored fields that differ between a and b; "password" for a
+// changed hash, never the hash.
+func principalChanges(a, b keystore.Principal) []string {
+	var f []string
+	if a.DisplayName != b.DisplayName {
+		f = append(f, "display_name")
+	}
+	if a.PasswordHash != b.PasswordHash {
+		f = append(f, "password")
+	}
+	if !sameList(a.Scopes, b.Scopes) {
+		f = append(f, "scopes")
+	}
+	if !sameList(a.RateLimit, b.RateLimit) {
+		f = append(f, "rate_limit")
+	}
+	if !maps.Equal(a.Metadata, b.Metadata) {
+		f = append(f, "metadata")
+	}
+	if !sameTimePtr(a.DisabledAt, b.DisabledAt) {
+		f = append(f, "disabled_at")
+	}
+	return f
+}
+
+// DeletePrincipal revokes all its keys, clears its password, marks it deleted and records
+// a principal.delete audit event, in one transaction. ErrNotFound when unknown or already deleted.
 func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
 	now := s.nowUTC()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -185,7 +227,10 @@ func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
 		if err := revokeAll(ctx, tx, id, now); err != nil {
 			return err
 		}
-		return addChange(ctx, tx, id, "", now)
+		if err := addChange(ctx, tx, id, "", now); err != nil {
+			return err
+		}
+		return addAudit(ctx, tx, fmtTime(now), actPrincipalDelete, id, "", "")
 	})
 	return s.wrap("delete principal", err)
 }

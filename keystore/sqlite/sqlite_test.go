@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,8 +53,8 @@ func TestMigrateTwice(t *testing.T) {
 	ctx := t.Context()
 	s := open(t, filepath.Join(t.TempDir(), "kg.db"))
 	v, err := s.SchemaVersion(ctx)
-	if err != nil || v != 1 {
-		t.Fatalf("SchemaVersion = %d, %v; want 1, nil", v, err)
+	if err != nil || v != 2 {
+		t.Fatalf("SchemaVersion = %d, %v; want 2, nil", v, err)
 	}
 	p := keystore.Principal{ID: "kept"}
 	if err := s.CreatePrincipal(ctx, &p); err != nil {
@@ -64,8 +65,8 @@ func TestMigrateTwice(t *testing.T) {
 			t.Fatalf("Migrate again (%d) = %v, want nil", i, err)
 		}
 	}
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 1 {
-		t.Errorf("SchemaVersion after re-runs = %d, %v; want 1, nil", v, err)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
+		t.Errorf("SchemaVersion after re-runs = %d, %v; want 2, nil", v, err)
 	}
 	if _, err := s.GetPrincipal(ctx, "kept"); err != nil {
 		t.Errorf("GetPrincipal after re-migrating = %v, want nil", err)
@@ -237,6 +238,64 @@ func TestErrorsHoldNoSecret(t *testing.T) {
 		}
 		if !strings.Contains(msg, path) {
 			t.Errorf("error %q does not name %s", msg, path)
+		}
+	}
+}
+
+// TestImportRefusals checks what ImportKeys refuses beyond the suite: a disabled
+// principal, a scope it does not hold, a key id already taken. Each stores nothing.
+func TestImportRefusals(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "kg.db"))
+	for _, id := range []string{"on", "off"} {
+		p := keystore.Principal{ID: id, Scopes: []string{"read"}}
+		if err := s.CreatePrincipal(ctx, &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	off, _ := s.GetPrincipal(ctx, "off")
+	now := time.Now()
+	off.DisabledAt = &now
+	if err := s.UpdatePrincipal(ctx, &off); err != nil {
+		t.Fatal(err)
+	}
+	taken, _, _ := keystore.NewKey(keystore.Format{Prefix: "kg_"}, keystore.NewHasher(storetest.Secret), "on", "taken")
+	if err := s.CreateKey(ctx, &taken, 0); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(principal string, edit func(*keystore.Key)) []keystore.Key {
+		var ks []keystore.Key
+		for range 3 {
+			k, _, _ := keystore.NewKey(keystore.Format{Prefix: "kg_"}, keystore.NewHasher(storetest.Secret), "on", "legacy")
+			k.Legacy = true
+			ks = append(ks, k)
+		}
+		ks[1].PrincipalID = principal
+		if edit != nil {
+			edit(&ks[1])
+		}
+		return ks
+	}
+	for _, tc := range []struct {
+		name string
+		keys []keystore.Key
+		want error
+		says string
+	}{
+		{"disabled principal", mk("off", nil), keystore.ErrDisabled, `"off"`},
+		{"scope not held", mk("on", func(k *keystore.Key) { k.Scopes = []string{"admin"} }), keystore.ErrScopeNotHeld, "key 1"},
+		{"id taken", mk("on", func(k *keystore.Key) { k.ID = taken.ID }), keystore.ErrConflict, taken.ID},
+	} {
+		n, err := s.ImportKeys(ctx, tc.keys)
+		if !errors.Is(err, tc.want) || n != 0 || !strings.Contains(fmt.Sprint(err), tc.says) {
+			t.Errorf("ImportKeys(%s) = %d, %v; want 0 and %v naming %s", tc.name, n, err, tc.want, tc.says)
+		}
+		if strings.Contains(fmt.Sprint(err), tc.keys[1].Hash.String()) {
+			t.Errorf("ImportKeys(%s) error holds a hash", tc.name)
+		}
+		ks, _, err := s.ListKeys(ctx, "on", keystore.ListOptions{IncludeRevoked: true})
+		if err != nil || len(ks) != 1 {
+			t.Errorf("after ImportKeys(%s): %d keys, %v; want only the taken one", tc.name, len(ks), err)
 		}
 	}
 }

@@ -114,7 +114,7 @@ func (s *Store) wrap(op string, err error) error {
 		return nil
 	}
 	for _, sentinel := range []error{keystore.ErrNotFound, keystore.ErrConflict,
-		keystore.ErrTooManyKeys, keystore.ErrScopeNotHeld, keystore.ErrDisabled} {
+		keystore.ErrTooManyKeys, keystore.ErrScopeNotHeld, keystore.ErrDisabled, keystore.ErrBadCursor} {
 		if errors.Is(err, sentinel) {
 			return err
 		}

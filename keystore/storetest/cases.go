@@ -133,12 +133,19 @@ func testListPrincipalsDefaultLimit(t *testing.T, s keystore.Store) {
 }
 
 func testListBadCursor(t *testing.T, s keystore.Store) {
+	ctx := ctxOf(t)
 	mustPrincipal(t, s, "a")
-	if _, _, err := s.ListPrincipals(ctxOf(t), keystore.ListOptions{Cursor: "not a cursor!"}); err == nil {
-		t.Errorf("ListPrincipals(bad cursor) err = nil, want an error")
-	}
-	if _, _, err := s.ListKeys(ctxOf(t), "", keystore.ListOptions{Cursor: "not a cursor!"}); err == nil {
-		t.Errorf("ListKeys(bad cursor) err = nil, want an error")
+	mustKey(t, s, "a", "k", nil)
+	for _, c := range []string{"not a cursor!", "%%%", "\x00"} {
+		opts := keystore.ListOptions{Cursor: c}
+		_, _, err := s.ListPrincipals(ctx, opts)
+		wantErr(t, fmt.Sprintf("ListPrincipals(cursor %q)", c), err, keystore.ErrBadCursor)
+		for _, p := range []string{"", "a"} {
+			_, _, err = s.ListKeys(ctx, p, opts)
+			wantErr(t, fmt.Sprintf("ListKeys(%q, cursor %q)", p, c), err, keystore.ErrBadCursor)
+			_, _, err = s.ListAudit(ctx, p, opts)
+			wantErr(t, fmt.Sprintf("ListAudit(%q, cursor %q)", p, c), err, keystore.ErrBadCursor)
+		}
 	}
 }
 

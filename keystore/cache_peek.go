@@ -1,0 +1,13 @@
+package keystore
+
+// Peek reports whether Lookup would answer h from a fresh verified entry, without the
+// store: an entry younger than TTL and not marked for revalidation, whatever the key's
+// state. A negative or stale entry is not fresh. Peek does not count in
+// keygate_keystore_cache_total and never blocks on the store.
+func (c *Cache) Peek(h Hash) bool {
+	now := c.o.Now()
+	c.mu.RLock()
+	ce := c.entries[h]
+	c.mu.RUnlock()
+	return ce != nil && !ce.recheck && now.Sub(ce.fetched) < c.o.TTL
+}
