@@ -39,6 +39,9 @@ type Cache struct {
 
 	rehashQ chan rehash
 
+	onChange func(Change) // set by Notify before Watch starts
+	onResync func()
+
 	hit, miss, negativeHit, staleHit prometheus.Counter
 	lookupDur                        prometheus.Observer
 }
@@ -165,15 +168,25 @@ func evictOne(m map[Hash]time.Time, now time.Time) {
 	delete(m, any)
 }
 
-// Evict forgets what a change touches: one key, or every key of a principal.
+// Notify makes the cache pass every change it evicts, and every resynchronisation after
+// lost notifications, on to other caches of this process (the password cache). Call it
+// before Watch.
+func (c *Cache) Notify(onChange func(Change), onResync func()) {
+	c.onChange, c.onResync = onChange, onResync
+}
+
+// Evict forgets what a change touches: one key (KeyID set), or every key of a principal.
 func (c *Cache) Evict(ch Change) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for h, ce := range c.entries {
 		if ch.KeyID != "" && ce.entry.Key.ID == ch.KeyID ||
 			ch.KeyID == "" && ce.entry.Principal.ID == ch.PrincipalID {
 			delete(c.entries, h)
 		}
+	}
+	c.mu.Unlock()
+	if c.onChange != nil {
+		c.onChange(ch)
 	}
 }
 
@@ -182,11 +195,14 @@ func (c *Cache) Evict(ch Change) {
 // have been missed), and forgets the negative entries.
 func (c *Cache) Revalidate() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for h, ce := range c.entries {
 		c.entries[h] = &cached{entry: ce.entry, fetched: ce.fetched, recheck: true}
 	}
 	clear(c.negative)
+	c.mu.Unlock()
+	if c.onResync != nil {
+		c.onResync()
+	}
 }
 
 // Forget drops one hash from both maps (after a rehash under a new secret).

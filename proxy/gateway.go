@@ -13,6 +13,7 @@ import (
 
 	"github.com/keygate/keygate/auth"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,10 +22,19 @@ type verifier interface {
 	Verify(ctx context.Context, c *auth.Credentials, mode auth.Mode, clientIP netip.Addr) (auth.Identity, auth.Result, error)
 }
 
+// limiter is what the gateway needs from ratelimit.
+type limiter interface {
+	Route(rc config.Route) *ratelimit.Route
+	Allow(ctx context.Context, rt *ratelimit.Route, id *auth.Identity, clientIP netip.Addr) (ratelimit.Decision, error)
+	DraftHeaders() bool
+}
+
 // Options configures a Gateway.
 type Options struct {
 	Config   *config.Config
 	Verifier verifier
+	// Limiter, when set, applies the rate limits of SPEC §4.
+	Limiter limiter
 	// SelfService, when set, is served at Config.SelfService.Path as a built-in route
 	// with auth required.
 	SelfService http.Handler
@@ -38,6 +48,8 @@ type Options struct {
 type Gateway struct {
 	routes          routeTable
 	verify          verifier
+	limits          limiter
+	draft           bool
 	extract         auth.ExtractOptions
 	trusted         []netip.Prefix
 	headers         identityHeaders
@@ -56,6 +68,7 @@ func New(o Options) *Gateway {
 	}
 	g := &Gateway{
 		verify: o.Verifier,
+		limits: o.Limiter,
 		extract: auth.ExtractOptions{
 			KeyHeader:     http.CanonicalHeaderKey(cfg.Auth.KeyHeader),
 			KeyQueryParam: cfg.Auth.KeyQueryParam,
@@ -80,6 +93,9 @@ func New(o Options) *Gateway {
 		}
 		rt.duration = g.m.duration.WithLabelValues(rt.name)
 		rt.upstreamMs = g.m.upstream.WithLabelValues(rt.name)
+		if g.limits != nil {
+			rt.limits = g.limits.Route(rc)
+		}
 		rt.proxy = &httputil.ReverseProxy{
 			Rewrite:      g.rewriter(rt),
 			Transport:    timedTransport{next: tr, obs: rt.upstreamMs},
@@ -92,7 +108,13 @@ func New(o Options) *Gateway {
 	if o.SelfService != nil && cfg.SelfService.Enabled {
 		rt := &route{name: "self-service", prefix: cfg.SelfService.Path, mode: auth.ModeRequired, handler: o.SelfService}
 		rt.duration = g.m.duration.WithLabelValues(rt.name)
+		if g.limits != nil {
+			rt.limits = g.limits.Route(config.Route{Name: rt.name, Auth: "required"})
+		}
 		g.routes = append(g.routes, rt)
+	}
+	if g.limits != nil {
+		g.draft = g.limits.DraftHeaders()
 	}
 	sortRoutes(g.routes)
 	return g
@@ -127,24 +149,45 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, res, err = g.verify.Verify(ctx, &creds, rt.mode, rw.clientIP)
 		rw.result = res
 		rw.id = id
-		if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrKDFBusy):
+			rw.err = err
+			rw.Header()["Retry-After"] = oneSecond
+			g.fail(rw, errBusy)
+			return
+		case err != nil:
 			rw.err = err
 			g.fail(rw, errUnavailable)
 			return
-		}
-		if res != auth.ResultOK {
+		case res == auth.ResultBlocked:
+			rw.Header()["Retry-After"] = retryBlocked
+			g.fail(rw, errTooManyFailures)
+			return
+		case res != auth.ResultOK:
 			g.fail(rw, errUnauthorized)
 			return
-		}
-		if !id.HasScopes(rt.scopes) {
+		case !id.HasScopes(rt.scopes):
 			g.fail(rw, errForbidden)
 			return
 		}
-		if id.Method == auth.MethodKey && g.usage != nil {
-			g.usage.Record(id.Entry.Key.ID)
-		}
 	}
 	rw.id = id
+	if g.limits != nil && rt.limits != nil {
+		dec, err := g.limits.Allow(ctx, rt.limits, &id, rw.clientIP)
+		if err != nil {
+			rw.err = err
+			g.fail(rw, errLimiterDown)
+			return
+		}
+		dec.SetHeaders(rw.Header(), g.draft)
+		if dec.Limited {
+			g.fail(rw, errRateLimited)
+			return
+		}
+	}
+	if id.Method == auth.MethodKey && g.usage != nil {
+		g.usage.Record(id.Entry.Key.ID)
+	}
 	r = r.WithContext(context.WithValue(ctx, stateKey{}, &state{id: id, rt: rt, rw: rw}))
 	if rt.handler != nil {
 		rt.handler.ServeHTTP(rw, r.WithContext(auth.NewContext(r.Context(), &rw.id)))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keygate/keygate/auth"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -27,6 +28,7 @@ type route struct {
 	forwardCreds bool
 	preserveHost bool
 
+	limits     *ratelimit.Route // nil: no limiter
 	proxy      *httputil.ReverseProxy
 	handler    http.Handler // a built-in route (self-service) instead of proxy
 	duration   prometheus.Observer

@@ -87,25 +87,32 @@ func routeYAML(name, prefix, upstream, extra string) string {
 	return fmt.Sprintf("  - name: %s\n    match: {path_prefix: %q}\n    upstream: %q\n%s", name, prefix, upstream, extra)
 }
 
-// startGateway writes a configuration with the given routes and starts keygate on it.
+// startGateway writes a configuration with an SQLite store, the given top-level extra
+// YAML and routes, and starts keygate on it.
 func startGateway(t *testing.T, extra string, routes ...string) *gateway {
+	t.Helper()
+	store := fmt.Sprintf("store:\n  sqlite: {path: %q}\n  usage_flush_interval: 200ms\n", filepath.Join(t.TempDir(), "kg.db"))
+	return startGatewayConfig(t, store+extra+"\nroutes:\n"+strings.Join(routes, ""))
+}
+
+// startGatewayConfig starts keygate on body: everything but listen, admin and log, which
+// it adds (the test's ports and admin token), and keys with the test's secret unless body
+// has a top-level keys section (which must then set secret: e2eSecret itself).
+func startGatewayConfig(t *testing.T, body string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	pub, adm := freePort(t), freePort(t)
+	keys := fmt.Sprintf("keys:\n  secret: %q\n", e2eSecret)
+	if strings.HasPrefix(body, "keys:") || strings.Contains(body, "\nkeys:") {
+		keys = ""
+	}
 	cfg := fmt.Sprintf(`listen: %q
 shutdown_timeout: 5s
 admin:
   listen: %q
   tokens: [{name: ops, token: %q}]
-store:
-  sqlite: {path: %q}
-  usage_flush_interval: 200ms
-keys:
-  secret: %q
 log: {level: debug, format: json}
-%s
-routes:
-%s`, pub, adm, e2eToken, filepath.Join(dir, "kg.db"), e2eSecret, extra, strings.Join(routes, ""))
+%s%s`, pub, adm, e2eToken, keys, body)
 	path := filepath.Join(dir, "keygate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

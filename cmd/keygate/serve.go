@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keystore"
 	"github.com/keygate/keygate/proxy"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -98,27 +99,51 @@ func serve(ctx context.Context, cfg *config.Config, pub, adm net.Listener, ready
 		Registerer:  reg,
 	})
 	usage := keystore.NewUsageRecorder(store, log)
+	limits, err := ratelimit.New(cfg.RateLimit, cfg.Auth.FailedAttempts, ratelimit.Options{Log: log, Registerer: reg})
+	if err != nil {
+		pub.Close()
+		adm.Close()
+		return fmt.Errorf("ratelimit: %w", err)
+	}
+	defer limits.Close()
+
+	authn := auth.NewAuthenticator(auth.Options{
+		Format:           keyFormat(cfg),
+		Hasher:           hasher(cfg),
+		Keys:             cache,
+		AcceptLegacy:     cfg.Keys.AcceptLegacy,
+		Rehash:           cache.QueueRehash,
+		Principals:       store,
+		Attempts:         limits,
+		BasicCacheTTL:    cfg.Auth.BasicCacheTTL,
+		MaxConcurrentKDF: cfg.Auth.MaxConcurrentKDF,
+		RehashPassword:   passwordRehasher(bg, store, log),
+		Registerer:       reg,
+	})
+	cache.Notify(authn.Evict, authn.Flush)
 	var bgWG sync.WaitGroup
 	bgWG.Go(func() { cache.Watch(bg) })
 	bgWG.Go(func() { cache.RunRehash(bg) })
+	bgWG.Go(func() { authn.RunRehash(bg) })
 	bgWG.Go(func() { usage.Run(bg, cfg.Store.UsageFlushInterval) })
 
-	authn := auth.NewAuthenticator(auth.Options{
-		Format:       keyFormat(cfg),
-		Hasher:       hasher(cfg),
-		Keys:         cache,
-		AcceptLegacy: cfg.Keys.AcceptLegacy,
-		Rehash:       cache.QueueRehash,
-		Registerer:   reg,
-	})
-	gw := proxy.New(proxy.Options{Config: cfg, Verifier: authn, Usage: usage, Log: log, Registerer: reg})
+	storeReady := newStoreReadiness(store, cfg.Store.Cache.StaleTTL, reg)
+	var self http.Handler
+	if cfg.SelfService.Enabled {
+		self = admin.SelfService(admin.SelfServiceOptions{
+			Store: store, Keys: cfg.Keys, Hasher: hasher(cfg), Path: cfg.SelfService.Path,
+			Realm: cfg.Auth.Realm, Evicted: cache.Evict, Log: log,
+		})
+	}
+	gw := proxy.New(proxy.Options{Config: cfg, Verifier: authn, Limiter: limits, SelfService: self,
+		Usage: usage, Log: log, Registerer: reg})
 	api := admin.New(admin.Options{
 		Store:    store,
 		Tokens:   cfg.Admin.Tokens,
 		Keys:     cfg.Keys,
 		Hasher:   hasher(cfg),
 		Gatherer: reg,
-		Checks:   map[string]admin.Readiness{"store": store},
+		Checks:   map[string]admin.Readiness{"store": storeReady, "ratelimit": limits},
 		Evicted:  cache.Evict,
 		Log:      log,
 	})
