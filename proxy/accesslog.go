@@ -22,6 +22,7 @@ type recorder struct {
 	written     int64
 	start       time.Time
 	requestID   string
+	idValue     []string   // requestID as a header value, shared by the response and upstream
 	peer        netip.Addr // the connection's address
 	trustedPeer bool
 	clientIP    netip.Addr
@@ -50,6 +51,9 @@ func (rw *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush and Hijack (SSE, WebSocket).
 func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 
+// requestIDValue returns the request id as a header value.
+func (rw *recorder) requestIDValue() []string { return rw.idValue }
+
 // begin starts the bookkeeping of a request.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) *recorder {
 	rw := &recorder{ResponseWriter: w, start: time.Now()}
@@ -66,7 +70,8 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) *recorder {
 	} else {
 		rw.requestID = g.ids.next()
 	}
-	w.Header()["X-Request-Id"] = []string{rw.requestID}
+	rw.idValue = []string{rw.requestID}
+	w.Header()["X-Request-Id"] = rw.idValue
 	return rw
 }
 
@@ -77,11 +82,13 @@ func (g *Gateway) finish(rw *recorder, r *http.Request) {
 		rw.status = http.StatusOK
 	}
 	name := ""
+	counters := &g.noRoute
 	if rw.route != nil {
 		name = rw.route.name
+		counters = &rw.route.requests
 		rw.route.duration.Observe(d.Seconds())
 	}
-	g.m.requests.WithLabelValues(name, methodLabel(r.Method), codeLabel(rw.status)).Inc()
+	counters.get(g.m.requests, name, r.Method, rw.status).Inc()
 	attrs := [...]slog.Attr{
 		slog.String("request_id", rw.requestID),
 		slog.String("route", name),
@@ -184,13 +191,35 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// methodLabel bounds the method label to the standard methods.
-func methodLabel(m string) string {
-	switch m {
-	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE":
-		return m
+var methodLabels = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "OTHER"}
+
+// methodIndex bounds the method label to the standard methods: an index of methodLabels.
+func methodIndex(m string) int {
+	for i, l := range methodLabels[:len(methodLabels)-1] {
+		if m == l {
+			return i
+		}
 	}
-	return "OTHER"
+	return len(methodLabels) - 1
+}
+
+// requestCounters caches a route's keygate_requests_total series by method and status, so
+// that counting a request does not hash its labels.
+type requestCounters struct {
+	c [len(methodLabels)][600]atomic.Pointer[prometheus.Counter]
+}
+
+func (rc *requestCounters) get(vec *prometheus.CounterVec, route, method string, status int) prometheus.Counter {
+	m := methodIndex(method)
+	if status < 0 || status >= 600 {
+		return vec.WithLabelValues(route, methodLabels[m], codeLabel(status))
+	}
+	if p := rc.c[m][status].Load(); p != nil {
+		return *p
+	}
+	c := vec.WithLabelValues(route, methodLabels[m], codeLabel(status))
+	rc.c[m][status].Store(&c)
+	return c
 }
 
 var codeLabels = func() (l [600]string) {

@@ -57,6 +57,7 @@ type Gateway struct {
 	usage           interface{ Record(keyID string) }
 	log             *slog.Logger
 	m               *metrics
+	noRoute         requestCounters // keygate_requests_total of requests without a route
 	ids             *requestIDs
 }
 
@@ -188,7 +189,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id.Method == auth.MethodKey && g.usage != nil {
 		g.usage.Record(id.Entry.Key.ID)
 	}
-	r = r.WithContext(context.WithValue(ctx, stateKey{}, &state{id: id, rt: rt, rw: rw}))
+	r = r.WithContext(context.WithValue(ctx, recorderKey{}, rw))
 	if rt.handler != nil {
 		rt.handler.ServeHTTP(rw, r.WithContext(auth.NewContext(r.Context(), &rw.id)))
 		return
@@ -230,11 +231,6 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	g.writeError(w, errBadGateway)
 }
 
-type stateKey struct{}
-
-// state is what Rewrite needs from ServeHTTP.
-type state struct {
-	id auth.Identity
-	rt *route
-	rw *recorder
-}
+// recorderKey carries the request's recorder, with what the request path learned, from
+// ServeHTTP to the Rewrite hook.
+type recorderKey struct{}

@@ -70,7 +70,7 @@ func stripNamed(h http.Header, names []string) {
 // hop-by-hop, Connection-listed and X-Forwarded-* headers from pr.Out.
 func (g *Gateway) rewriter(rt *route) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
-		st, _ := pr.In.Context().Value(stateKey{}).(*state)
+		rw, _ := pr.In.Context().Value(recorderKey{}).(*recorder)
 		out := pr.Out
 		h := out.Header
 
@@ -102,34 +102,35 @@ func (g *Gateway) rewriter(rt *route) func(*httputil.ProxyRequest) {
 			out.Host = pr.In.Host
 		}
 
-		var peer netip.Addr
-		var trustedPeer bool
-		if st != nil {
-			peer, trustedPeer = st.rw.peer, st.rw.trustedPeer
+		if rw == nil { // not reached through ServeHTTP: nothing is known of the caller
+			g.setForwarded(pr, netip.Addr{}, false)
+			return
 		}
-		g.setForwarded(pr, peer, trustedPeer)
-		if st != nil {
-			h["X-Request-Id"] = []string{st.rw.requestID}
-			if rt.mode != auth.ModeNone {
-				g.setIdentity(h, &st.id)
-			}
+		g.setForwarded(pr, rw.peer, rw.trustedPeer)
+		h["X-Request-Id"] = rw.requestIDValue()
+		if rt.mode != auth.ModeNone {
+			g.setIdentity(h, &rw.id)
 		}
 	}
 }
 
-// setIdentity sets the identity headers of id on h.
+// setIdentity sets the identity headers of id on h (one allocation for all values).
 func (g *Gateway) setIdentity(h http.Header, id *auth.Identity) {
 	h[g.headers.method] = methodValues[id.Method]
-	if p := id.PrincipalID(); p != "" {
-		h[g.headers.principal] = []string{p}
+	if id.Entry == nil {
+		return
 	}
-	if k := id.KeyID(); k != "" {
-		h[g.headers.keyID] = []string{k}
-		h[g.headers.keyName] = []string{id.KeyName()}
+	v := make([]string, 0, 4)
+	add := func(name, value string) {
+		if value != "" {
+			v = append(v, value)
+			h[name] = v[len(v)-1 : len(v) : len(v)]
+		}
 	}
-	if s := id.ScopesHeader(); s != "" {
-		h[g.headers.scopes] = []string{s}
-	}
+	add(g.headers.principal, id.PrincipalID())
+	add(g.headers.keyID, id.KeyID())
+	add(g.headers.keyName, id.KeyName())
+	add(g.headers.scopes, id.ScopesHeader())
 }
 
 var methodValues = [...][]string{

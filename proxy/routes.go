@@ -31,6 +31,7 @@ type route struct {
 	limits     *ratelimit.Route // nil: no limiter
 	proxy      *httputil.ReverseProxy
 	handler    http.Handler // a built-in route (self-service) instead of proxy
+	requests   requestCounters
 	duration   prometheus.Observer
 	upstreamMs prometheus.Observer
 }

@@ -28,27 +28,56 @@ func (d *Decision) SetHeaders(h http.Header, draft bool) {
 	if !d.Applied {
 		return
 	}
-	var buf [64]byte
-	h[HeaderLimit] = []string{string(strconv.AppendInt(buf[:0], d.Limit, 10))}
-	h[HeaderRemaining] = []string{string(strconv.AppendInt(buf[:0], d.Remaining, 10))}
-	h[HeaderReset] = []string{string(strconv.AppendInt(buf[:0], d.Reset.Unix(), 10))}
+	// One string holds every value and one slice every header's value: two allocations
+	// whatever the number of headers.
+	var buf [160]byte
+	var ends [6]int
+	n := 0
+	b := strconv.AppendInt(buf[:0], d.Limit, 10)
+	ends[n], n = len(b), n+1
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	ends[n], n = len(b), n+1
+	b = strconv.AppendInt(b, d.Reset.Unix(), 10)
+	ends[n], n = len(b), n+1
 	wait := d.secondsToReset()
 	if d.Limited {
-		h[HeaderRetryAfter] = []string{string(strconv.AppendInt(buf[:0], max(1, wait), 10))}
+		b = strconv.AppendInt(b, max(1, wait), 10)
+		ends[n], n = len(b), n+1
 	}
-	if !draft {
-		return
+	if draft {
+		b = append(b, `"default";q=`...)
+		b = strconv.AppendInt(b, d.Limit, 10)
+		b = append(b, ";w="...)
+		b = strconv.AppendInt(b, int64((d.Period+time.Second-1)/time.Second), 10)
+		ends[n], n = len(b), n+1
+		b = append(b, `"default";r=`...)
+		b = strconv.AppendInt(b, d.Remaining, 10)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, max(0, wait), 10)
+		ends[n], n = len(b), n+1
 	}
-	b := append(buf[:0], `"default";q=`...)
-	b = strconv.AppendInt(b, d.Limit, 10)
-	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, int64((d.Period+time.Second-1)/time.Second), 10)
-	h[HeaderPolicy] = []string{string(b)}
-	b = append(buf[:0], `"default";r=`...)
-	b = strconv.AppendInt(b, d.Remaining, 10)
-	b = append(b, ";t="...)
-	b = strconv.AppendInt(b, max(0, wait), 10)
-	h[HeaderRateLimit] = []string{string(b)}
+	all := string(b)
+	vals := make([]string, n)
+	from := 0
+	for i := range n {
+		vals[i] = all[from:ends[i]]
+		from = ends[i]
+	}
+	i := 0
+	next := func(name string) {
+		h[name] = vals[i : i+1 : i+1]
+		i++
+	}
+	next(HeaderLimit)
+	next(HeaderRemaining)
+	next(HeaderReset)
+	if d.Limited {
+		next(HeaderRetryAfter)
+	}
+	if draft {
+		next(HeaderPolicy)
+		next(HeaderRateLimit)
+	}
 }
 
 // secondsToReset is ceil(Reset - the decision's time) in seconds (may be <= 0).
