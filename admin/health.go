@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -17,7 +18,10 @@ type readyJSON struct {
 }
 
 // readyz asks every dependency at once, each within readyTimeout, and answers 200 when
-// all are up, else 503; the body gives each one's state ("up" or "down") either way.
+// all are up or degraded, else 503; the body gives each one's state ("up", "degraded" or
+// "down") either way. A check reports "degraded" with an error that has a Degraded() bool
+// method returning true: the dependency is down but the instance serves under its
+// configured failure mode.
 // The reason a dependency is down is logged (at most once per readyLogEvery), never
 // shown.
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
@@ -37,8 +41,13 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 				out.Dependencies[name] = "up"
 				return
 			}
-			out.Dependencies[name] = "down"
-			out.Status = "unavailable"
+			var d interface{ Degraded() bool }
+			if errors.As(err, &d) && d.Degraded() {
+				out.Dependencies[name] = "degraded" // down, but this instance still serves
+			} else {
+				out.Dependencies[name] = "down"
+				out.Status = "unavailable"
+			}
 			if a.readyLog.allow(name, a.now()) {
 				a.log.LogAttrs(r.Context(), slog.LevelWarn, "dependency not ready",
 					slog.String("dependency", name), slog.String("error", err.Error()))

@@ -71,11 +71,11 @@ func badRequestf(format string, args ...any) error {
 }
 
 // fail writes the JSON error for err. subject ("principal", "key") words the messages of
-// keystore errors. The error behind a 500 is logged, never shown.
+// keystore errors. The error behind a 503 is logged, never shown.
 func (b *base) fail(w http.ResponseWriter, r *http.Request, subject string, err error) {
 	status, code, msg := statusOf(subject, err, b.keys.MaxPerPrincipal)
-	if status == http.StatusInternalServerError {
-		b.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
+	if status == http.StatusServiceUnavailable {
+		b.log.LogAttrs(r.Context(), slog.LevelError, "store error",
 			slog.String("method", r.Method), slog.String("pattern", r.Pattern),
 			slog.String("actor", keystore.ActorFrom(r.Context())), slog.String("error", err.Error()))
 	}
@@ -123,7 +123,9 @@ func statusOf(subject string, err error, maxKeys int) (int, string, string) {
 	case errors.Is(err, keystore.ErrDisabled):
 		return http.StatusConflict, "conflict", "principal is disabled"
 	default:
-		return http.StatusInternalServerError, "internal", "internal error"
+		// Not one of the store's sentinels: the store failed (unreachable, timed out).
+		// Issue 5: admin calls get 503 while the store is down; the client may retry.
+		return http.StatusServiceUnavailable, "unavailable", "the store cannot be reached right now; retry shortly"
 	}
 }
 

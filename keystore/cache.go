@@ -36,6 +36,7 @@ type Cache struct {
 	mu       sync.RWMutex
 	entries  map[Hash]*cached
 	negative map[Hash]time.Time // hash → until
+	gen      uint64             // counts evictions and revalidations (see load)
 
 	rehashQ chan rehash
 
@@ -122,6 +123,9 @@ func (c *Cache) Lookup(ctx context.Context, h Hash) (*Entry, error) {
 func (c *Cache) load(h Hash) (*Entry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	c.mu.RLock()
+	gen := c.gen
+	c.mu.RUnlock()
 	start := c.o.Now()
 	e, err := c.store.LookupKey(ctx, h)
 	c.lookupDur.Observe(time.Since(start).Seconds())
@@ -151,7 +155,9 @@ func (c *Cache) load(h Hash) (*Entry, error) {
 		}
 	}
 	delete(c.negative, h)
-	c.entries[h] = &cached{entry: &e, fetched: now}
+	// An eviction or revalidation during the lookup may be about a change the store's
+	// answer predates: serve the answer this once, and ask the store again next time.
+	c.entries[h] = &cached{entry: &e, fetched: now, recheck: c.gen != gen}
 	return &e, nil
 }
 
@@ -176,8 +182,16 @@ func (c *Cache) Notify(onChange func(Change), onResync func()) {
 }
 
 // Evict forgets what a change touches: one key (KeyID set), or every key of a principal.
+// The zero Change (no principal, no key) means that anything may have changed unseen, as
+// a Store's Watch reports once it listens again after a lost connection: every entry is
+// then revalidated (see Revalidate).
 func (c *Cache) Evict(ch Change) {
+	if ch.PrincipalID == "" && ch.KeyID == "" {
+		c.Revalidate()
+		return
+	}
 	c.mu.Lock()
+	c.gen++
 	for h, ce := range c.entries {
 		if ch.KeyID != "" && ce.entry.Key.ID == ch.KeyID ||
 			ch.KeyID == "" && ce.entry.Principal.ID == ch.PrincipalID {
@@ -195,6 +209,7 @@ func (c *Cache) Evict(ch Change) {
 // have been missed), and forgets the negative entries.
 func (c *Cache) Revalidate() {
 	c.mu.Lock()
+	c.gen++
 	for h, ce := range c.entries {
 		c.entries[h] = &cached{entry: ce.entry, fetched: ce.fetched, recheck: true}
 	}
@@ -214,6 +229,11 @@ func (c *Cache) Forget(h Hash) {
 }
 
 // Watch evicts every change the store reports until ctx ends, rewatching after an error.
+// Entries are revalidated when the watch fails (so that, while the store is down, they
+// serve as stale) and again when the store's Watch reports, with the zero Change, that it
+// listens again: a change committed between the failure and the new LISTEN is seen by
+// no notification, and an entry loaded from the store in that gap would otherwise be
+// trusted for a whole TTL.
 func (c *Cache) Watch(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := c.store.Watch(ctx, c.Evict)

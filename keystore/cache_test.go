@@ -203,3 +203,38 @@ func TestUsageRecorder(t *testing.T) {
 		t.Errorf("flushed counts = %v, want k1:3 k2:1 (kept across a failed flush)", got)
 	}
 }
+
+func TestCacheEmptyChangeRevalidates(t *testing.T) {
+	f, h1, _ := newFake()
+	c := NewCache(f, CacheOptions{})
+	resynced := false
+	c.Notify(nil, func() { resynced = true })
+	c.Lookup(context.Background(), h1)
+	c.Evict(Change{}) // a Store's "listening again"
+	c.Lookup(context.Background(), h1)
+	if got := f.calls.Load(); got != 2 || !resynced {
+		t.Errorf("after the empty change: %d store calls (want 2), resync called %v (want true)", got, resynced)
+	}
+}
+
+func TestCacheLookupDuringEvictionIsRechecked(t *testing.T) {
+	f, h1, _ := newFake()
+	f.block = make(chan struct{})
+	c := NewCache(f, CacheOptions{})
+	done := make(chan struct{})
+	go func() {
+		c.Lookup(context.Background(), h1)
+		close(done)
+	}()
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Evict(Change{KeyID: "k1"}) // a revocation committed while the lookup was in flight
+	close(f.block)
+	<-done
+	f.block = nil
+	c.Lookup(context.Background(), h1)
+	if got := f.calls.Load(); got != 2 {
+		t.Errorf("store calls = %d, want 2: an answer loaded across an eviction must be rechecked", got)
+	}
+}

@@ -74,7 +74,9 @@ type Store interface {
 
 	// Watch calls fn for every change committed from now on, by this process or another
 	// one, that can deny access, until ctx ends. The delay is at most about a second. It
-	// returns nil when ctx ends and an error when it can no longer watch.
+	// returns nil when ctx ends and an error when it can no longer watch. A backend whose
+	// notifications can be lost (PostgreSQL) calls fn with an empty Change each time it
+	// starts listening, meaning "anything may have changed": the cache revalidates.
 	Watch(ctx context.Context, fn func(Change)) error
 }
 

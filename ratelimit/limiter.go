@@ -193,8 +193,9 @@ func (l *Limiter) Close() error {
 }
 
 // Ready reports whether this instance can make decisions under its configured failure
-// mode: it returns ErrStoreUnavailable only when the store is Redis, Redis is down and
-// on_store_error is deny; with local or allow an outage keeps the instance serving. With
+// mode: it returns ErrStoreUnavailable when the store is Redis, Redis is down and
+// on_store_error is deny; with local or allow it returns an error whose Degraded method
+// reports true, since an outage keeps the instance serving. With
 // the Redis store it asks Redis (within ctx) and sets keygate_dependency_up{dependency="redis"}.
 func (l *Limiter) Ready(ctx context.Context) error {
 	if l.client == nil {
@@ -216,8 +217,15 @@ func (l *Limiter) Ready(ctx context.Context) error {
 	if l.mode == modeDeny {
 		return fmt.Errorf("%w: redis is down", ErrStoreUnavailable)
 	}
-	return nil
+	return degraded{errors.New("ratelimit: redis is down; on_store_error applies")}
 }
+
+// degraded is Redis down while on_store_error (local, allow) keeps the instance serving;
+// /readyz shows it as "degraded" and stays ready.
+type degraded struct{ error }
+
+// Degraded reports that the instance still serves.
+func (degraded) Degraded() bool { return true }
 
 // sharedStore returns the Redis store while Redis is believed up, else nil.
 func (l *Limiter) sharedStore() limiter.Store {

@@ -185,9 +185,8 @@ func testRedisOutage(t *testing.T, outage, mode string) {
 	if got := count(l, "api", "store_error"); got != 10 {
 		t.Errorf("store_error count = %v after 10 decisions in the outage, want 10", got)
 	}
-	readyErr := l.Ready(ctx)
-	if (readyErr != nil) != (mode == "deny") {
-		t.Errorf("Ready during the outage = %v, want an error only with deny", readyErr)
+	if got, want := readiness(l.Ready(ctx)), map[string]string{"deny": "down"}[mode]; got != want && !(want == "" && got == "degraded") {
+		t.Errorf("Ready during the outage: %s, want down with deny, degraded otherwise", got)
 	}
 	if got := value(l.metrics.redisUp); got != 0 {
 		t.Errorf("keygate_dependency_up{dependency=redis} = %v during the outage, want 0", got)
@@ -231,8 +230,8 @@ func TestRedisDownAtStart(t *testing.T) {
 				t.Errorf("New with Redis down took %v, want it not to wait for Redis", took)
 			}
 			ctx := t.Context()
-			if err := l.Ready(ctx); (err != nil) != (mode == "deny") {
-				t.Errorf("Ready with Redis down = %v, want an error only with deny", err)
+			if got := readiness(l.Ready(ctx)); got != map[bool]string{true: "down", false: "degraded"}[mode == "deny"] {
+				t.Errorf("Ready with Redis down: %s, want down with deny, degraded otherwise", got)
 			}
 			id := keyID("k1", "p1", rates(t, "4-M"), nil)
 			d, err := l.Allow(ctx, nil, id, netip.Addr{})
@@ -299,4 +298,16 @@ func BenchmarkAllowRedis(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// readiness names what Ready's error means to /readyz: up, degraded or down.
+func readiness(err error) string {
+	var d interface{ Degraded() bool }
+	switch {
+	case err == nil:
+		return "up"
+	case errors.As(err, &d) && d.Degraded():
+		return "degraded"
+	}
+	return "down"
 }

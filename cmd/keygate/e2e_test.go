@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -201,7 +202,8 @@ func (g *gateway) newKey(principal, body string) keyRecord {
 	if code := g.adminDo("POST", "/v1/principals/"+principal+"/keys", body, &k); code != 201 || k.Key == "" {
 		g.t.Fatalf("create key: status %d, key %q", code, k.Prefix)
 	}
-	g.secrets = append(g.secrets, k.Key)
+	// A logged Authorization header would show the key in Base64.
+	g.secrets = append(g.secrets, k.Key, base64.StdEncoding.EncodeToString([]byte(k.Key+":")))
 	return k
 }
 

@@ -63,10 +63,15 @@ func (r *storeReadiness) Ready(ctx context.Context) error {
 	since := r.downSince
 	r.mu.Unlock()
 	if time.Since(since) < r.staleTTL {
-		return nil // degraded: cached keys still serve
+		return degraded{err} // cached keys still serve
 	}
-	return fmt.Errorf("store unreachable since %s", since.UTC().Format(time.RFC3339))
+	return fmt.Errorf("store unreachable since %s: %w", since.UTC().Format(time.RFC3339), err)
 }
+
+// degraded is a dependency that is down while the instance still serves.
+type degraded struct{ error }
+
+func (degraded) Degraded() bool { return true }
 
 // passwordRehasher returns the function that replaces an outdated password hash (bcrypt,
 // or argon2id with other parameters) after a successful login, only if the principal's

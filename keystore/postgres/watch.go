@@ -21,7 +21,10 @@ const (
 
 // Watch calls fn for every change that can deny access committed after its LISTEN, by
 // any instance on this database, until ctx ends or the store is closed; it then returns
-// nil. fn runs on Watch's goroutine; Change.At is when the notification arrived.
+// nil. fn runs on Watch's goroutine; Change.At is when the notification arrived. Right
+// after its LISTEN, Watch calls fn once with a Change naming no principal and no key:
+// changes committed before it (while a previous Watch was down) were seen by no one, and
+// the caller revalidates what it cached.
 //
 // Watch holds a connection of its own, outside the pool, that runs LISTEN keygate_changes
 // and waits for notifications, pinging the server after watchPingEvery of silence. It
@@ -53,6 +56,10 @@ func (s *Store) Watch(ctx context.Context, fn func(keystore.Change)) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
 		return watchErr(ctx, err)
 	}
+	// Listening from now on: whatever changed before (since a previous Watch failed, or
+	// before the first one) was announced to no one. The zero Change tells the caller to
+	// revalidate what it cached (keystore.Cache.Evict).
+	fn(keystore.Change{At: s.nowUTC()})
 	for {
 		wctx, wcancel := context.WithTimeout(ctx, watchPingEvery)
 		n, err := conn.WaitForNotification(wctx)
