@@ -274,6 +274,16 @@ type result struct {
 func (l *Limiter) decideShared(ctx context.Context, st limiter.Store, bs []bucket, now time.Time) (Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	if len(bs) == 1 { // the common case: no goroutine; the client honours ctx's deadline
+		c, err := st.Increment(ctx, bs[0].name, 1, bs[0].rate)
+		if err != nil {
+			return Decision{}, err
+		}
+		var d Decision
+		d.merge(c, bs[0].rate.Period)
+		d.at = now
+		return d, nil
+	}
 	results := make(chan result, len(bs)) // buffered: a late answer never blocks its sender
 	for _, b := range bs {
 		go func() {
