@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"testing"
+
+	"github.com/keygate/keygate/keystore"
 )
 
 // The request path's cost of one authentication, against in-memory fakes of the key
@@ -77,6 +79,39 @@ func BenchmarkHashPassword(b *testing.B) {
 	for b.Loop() {
 		if _, err := HashPassword("correct horse battery staple"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// oneKeyStore is a keystore.Store holding one key; only LookupKey is used.
+type oneKeyStore struct {
+	keystore.Store
+	h keystore.Hash
+	e keystore.Entry
+}
+
+func (s *oneKeyStore) LookupKey(_ context.Context, h keystore.Hash) (keystore.Entry, error) {
+	if h != s.h {
+		return keystore.Entry{}, keystore.ErrNotFound
+	}
+	return s.e, nil
+}
+
+// BenchmarkVerifyCachedKeyRealCache: the whole key step of a request as served — Bearer
+// key, prefix, length, checksum, HMAC, then a hit in the real keystore.Cache (RLock, map).
+func BenchmarkVerifyCachedKeyRealCache(b *testing.B) {
+	st := &oneKeyStore{h: testHasher.Hash(goodKey), e: keystore.Entry{
+		Key:       keystore.Key{ID: "key-1", PrincipalID: "alice", Name: "laptop"},
+		Principal: keystore.Principal{ID: "alice", Scopes: []string{"read"}},
+	}}
+	cache := keystore.NewCache(st, keystore.CacheOptions{})
+	a := NewAuthenticator(Options{Format: keystore.Format{Prefix: "kg_"}, Hasher: testHasher, Keys: cache})
+	c := &Credentials{Carrier: CarrierBearer, Key: goodKey}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, res, _ := a.Verify(ctx, c, ModeRequired, testIP); res != ResultOK {
+			b.Fatalf("Verify = %v, want ok", res)
 		}
 	}
 }

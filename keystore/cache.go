@@ -143,6 +143,7 @@ func (c *Cache) load(h Hash) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.Principal.PasswordHash = "" // never kept beside keys: nothing on the key path needs it
 	e.Held = e.EffectiveScopes()
 	e.HeldHeader = strings.Join(e.Held, ",")
 	// Stored rates were validated when written; one that no longer parses applies no limit.

@@ -33,7 +33,7 @@ type recorder struct {
 }
 
 func (rw *recorder) WriteHeader(code int) {
-	if rw.status == 0 {
+	if rw.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) { // 1xx are interim
 		rw.status = code
 	}
 	rw.ResponseWriter.WriteHeader(code)

@@ -102,7 +102,9 @@ func New(o Options) *Gateway {
 			Transport:    timedTransport{next: tr, obs: rt.upstreamMs},
 			BufferPool:   pool,
 			ErrorHandler: g.upstreamError,
-			ErrorLog:     slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+			// keygate's X-Request-Id, set before forwarding, is the one the client gets.
+			ModifyResponse: keepRequestID,
+			ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 		}
 		g.routes = append(g.routes, rt)
 	}
@@ -223,6 +225,13 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		w.WriteHeader(499) // the client went away; nobody reads this
 		return
 	}
+	// A connection that could not be made is a dead upstream (502), also when dialing
+	// timed out; a timeout after that (the route's response-header timeout) is a 504.
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		g.writeError(w, errBadGateway)
+		return
+	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		g.writeError(w, errTimeout)
@@ -234,3 +243,14 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 // recorderKey carries the request's recorder, with what the request path learned, from
 // ServeHTTP to the Rewrite hook.
 type recorderKey struct{}
+
+// keepRequestID makes keygate's X-Request-Id the one the client gets: the upstream's is
+// dropped, and ours set again (ReverseProxy clears the response headers after an interim
+// 1xx response).
+func keepRequestID(res *http.Response) error {
+	delete(res.Header, "X-Request-Id")
+	if rw, _ := res.Request.Context().Value(recorderKey{}).(*recorder); rw != nil {
+		rw.Header()["X-Request-Id"] = rw.idValue
+	}
+	return nil
+}

@@ -17,6 +17,8 @@ import (
 	"github.com/keygate/keygate/auth"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keystore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const goodKey = "good-key"
@@ -338,4 +340,80 @@ func TestScopes(t *testing.T) {
 	if res, _ := get(t, gw.URL+"/api/x", "X-API-Key", goodKey); res.StatusCode != 403 {
 		t.Errorf("status = %d, want 403", res.StatusCode)
 	}
+}
+
+func TestAuthorizationWithTabNeverForwarded(t *testing.T) {
+	up := newUpstream(t, nil)
+	gw := newGateway(t, nil, up.URL)
+	res, _ := get(t, gw.URL+"/api/x", "Authorization", "Bearer\t"+goodKey)
+	if res.StatusCode != 200 {
+		t.Fatalf("status = %d, want 200", res.StatusCode)
+	}
+	if got := up.seen(t).Header.Get("Authorization"); got != "" {
+		t.Errorf("upstream Authorization = %q, want none", got)
+	}
+}
+
+func TestInterimResponseIsNotTheStatus(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("X-Request-Id", "upstream-id")
+		io.WriteString(w, "ok")
+	})
+	cfg := config.Default()
+	u, _ := url.Parse(up.URL)
+	rc := config.DefaultRoute()
+	rc.Name, rc.Match.PathPrefix, rc.Upstream = "api", "/api/", config.URL{URL: u}
+	cfg.Routes = []config.Route{rc}
+	reg := prometheus.NewRegistry()
+	gw := httptest.NewServer(New(Options{Config: &cfg, Verifier: fakeVerifier{}, Registerer: reg}))
+	defer gw.Close()
+	res, _ := get(t, gw.URL+"/api/x", "X-API-Key", goodKey)
+	if got := res.Header.Values("X-Request-Id"); len(got) != 1 || got[0] == "upstream-id" {
+		t.Errorf("X-Request-Id = %q, want keygate's only", got)
+	}
+	if got := testutil.ToFloat64(newMetricsProbe(t, reg, "api", "GET", "200")); got != 1 {
+		t.Errorf(`keygate_requests_total{code="200"} = %v, want 1 (a 103 is interim)`, got)
+	}
+}
+
+func TestForwardedFromTrustedProxyKept(t *testing.T) {
+	up := newUpstream(t, nil)
+	gw := newGateway(t, func(c *config.Config) {
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("127.0.0.0/8")}
+	}, up.URL)
+	get(t, gw.URL+"/api/x", "X-API-Key", goodKey, "Forwarded", "for=1.2.3.4", "X-Forwarded-For", "1.2.3.4")
+	r := up.seen(t)
+	if got := r.Header.Get("Forwarded"); got != "for=1.2.3.4" {
+		t.Errorf("Forwarded = %q, want the trusted proxy's", got)
+	}
+	if got := r.Header.Get("X-Forwarded-For"); got != "1.2.3.4, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q, want the chain plus the peer", got)
+	}
+}
+
+// newMetricsProbe returns the keygate_requests_total series of reg with these labels.
+func newMetricsProbe(t *testing.T, reg *prometheus.Registry, route, method, code string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "probe"})
+	for _, mf := range mfs {
+		if mf.GetName() != "keygate_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["route"] == route && l["method"] == method && l["code"] == code {
+				c.Add(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return c
 }

@@ -80,9 +80,9 @@ func (g *Gateway) rewriter(rt *route) func(*httputil.ProxyRequest) {
 			stripNamed(out.Trailer, forwardingHeaders)
 		}
 		if rt.mode != auth.ModeNone && !rt.forwardCreds {
-			if a := h.Get("Authorization"); hasScheme(a, "basic") || hasScheme(a, "bearer") {
-				delete(h, "Authorization")
-			}
+			// A request that got here with an Authorization header was authenticated by it
+			// (any other scheme is a 401), so it is a credential: never forward it.
+			delete(h, "Authorization")
 			delete(h, g.extract.KeyHeader)
 		}
 
@@ -159,6 +159,9 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest, peer netip.Addr, trust
 		if v := in["X-Forwarded-Host"]; len(v) > 0 {
 			h["X-Forwarded-Host"] = v
 		}
+		if v := in["Forwarded"]; len(v) > 0 { // ReverseProxy drops it before Rewrite
+			h["Forwarded"] = v
+		}
 	} else {
 		h["X-Forwarded-For"] = []string{ip}
 		delete(h, "Forwarded")
@@ -180,11 +183,6 @@ var (
 	httpValue  = []string{"http"}
 	httpsValue = []string{"https"}
 )
-
-// hasScheme reports whether an Authorization value uses scheme (lower case).
-func hasScheme(v, scheme string) bool {
-	return len(v) > len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) && v[len(scheme)] == ' '
-}
 
 // stripPrefix removes prefix from p and keeps the result rooted.
 func stripPrefix(p, prefix string) string {

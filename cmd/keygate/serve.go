@@ -38,6 +38,9 @@ With --dev no configuration file is needed: a temporary embedded store, a built-
 upstream, and a demo principal, key and admin token printed with ready-to-paste curl lines.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP never kills keygate, not even while it starts (a migration may wait on
+			// another instance's lock); serve logs it once it runs.
+			signal.Ignore(syscall.SIGHUP)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			if dev {
