@@ -53,5 +53,5 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	for i := range evs {
 		out[i] = auditOut(&evs[i])
 	}
-	writeJSON(w, http.StatusOK, listOut(out, next))
+	writeJSON(w, http.StatusOK, ListOut(out, next))
 }

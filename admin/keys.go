@@ -13,8 +13,8 @@ import (
 	"github.com/keygate/keygate/keystore"
 )
 
-// keyJSON is a key as the admin API shows it: never the plaintext or the hash.
-type keyJSON struct {
+// KeyJSON is a key as the admin API shows it: never the plaintext or the hash.
+type KeyJSON struct {
 	ID          string            `json:"id"`
 	PrincipalID string            `json:"principal_id"`
 	Name        string            `json:"name"`
@@ -32,12 +32,13 @@ type keyJSON struct {
 
 // createdKeyJSON is the create response: the record and, only here, the plaintext.
 type createdKeyJSON struct {
-	keyJSON
+	KeyJSON
 	Key string `json:"key"`
 }
 
-func keyOut(k *keystore.Key) keyJSON {
-	return keyJSON{
+// KeyOut is the JSON view of a key, shared by the admin API and the CLI.
+func KeyOut(k *keystore.Key) KeyJSON {
+	return KeyJSON{
 		ID:          k.ID,
 		PrincipalID: k.PrincipalID,
 		Name:        k.Name,
@@ -140,7 +141,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 	a.logWrite(r, "key.create", slog.String("principal_id", k.PrincipalID),
 		slog.String("key_id", k.ID), slog.String("key_prefix", k.Prefix))
 	w.Header().Set("Location", "/v1/keys/"+k.ID)
-	writeJSON(w, http.StatusCreated, createdKeyJSON{keyJSON: keyOut(&k), Key: plain})
+	writeJSON(w, http.StatusCreated, createdKeyJSON{KeyJSON: KeyOut(&k), Key: plain})
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
@@ -170,11 +171,11 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "key", err)
 		return
 	}
-	out := make([]keyJSON, len(ks))
+	out := make([]KeyJSON, len(ks))
 	for i := range ks {
-		out[i] = keyOut(&ks[i])
+		out[i] = KeyOut(&ks[i])
 	}
-	writeJSON(w, http.StatusOK, listOut(out, next))
+	writeJSON(w, http.StatusOK, ListOut(out, next))
 }
 
 // keyID returns the {key_id} path value, or a 400 error when it is not a UUID, so that
@@ -195,7 +196,7 @@ func (a *API) getKey(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "key", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, keyOut(&k))
+	writeJSON(w, http.StatusOK, KeyOut(&k))
 }
 
 // updateKeyReq is a PATCH of a key: a field left out is unchanged. Null for name, scopes,
@@ -316,7 +317,7 @@ func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
 	a.evict(keystore.Change{PrincipalID: k.PrincipalID, KeyID: k.ID, At: a.now().UTC()})
 	a.logWrite(r, "key.update", slog.String("principal_id", k.PrincipalID),
 		slog.String("key_id", k.ID), slog.String("key_prefix", k.Prefix), slog.Any("fields", changed))
-	writeJSON(w, http.StatusOK, keyOut(&k))
+	writeJSON(w, http.StatusOK, KeyOut(&k))
 }
 
 // revokeKey revokes a key: 200 with its record; again, or unknown, 404.
@@ -331,7 +332,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "key", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, keyOut(&k))
+	writeJSON(w, http.StatusOK, KeyOut(&k))
 }
 
 // revoke revokes key id, reports the change to the cache and logs the write.

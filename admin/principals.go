@@ -13,8 +13,8 @@ import (
 	"github.com/keygate/keygate/keystore"
 )
 
-// principalJSON is a principal as the admin API shows it.
-type principalJSON struct {
+// PrincipalJSON is a principal as the admin API shows it.
+type PrincipalJSON struct {
 	ID          string            `json:"id"`
 	DisplayName string            `json:"display_name"`
 	Scopes      []string          `json:"scopes"`
@@ -26,8 +26,9 @@ type principalJSON struct {
 	HasPassword bool              `json:"has_password"`
 }
 
-func principalOut(p *keystore.Principal) principalJSON {
-	return principalJSON{
+// PrincipalOut is the JSON view of a principal, shared by the admin API and the CLI.
+func PrincipalOut(p *keystore.Principal) PrincipalJSON {
+	return PrincipalJSON{
 		ID:          p.ID,
 		DisplayName: p.DisplayName,
 		Scopes:      nonNil(p.Scopes),
@@ -40,14 +41,15 @@ func principalOut(p *keystore.Principal) principalJSON {
 	}
 }
 
-// listJSON is a page of a listing.
-type listJSON[T any] struct {
+// ListJSON is a page of a listing.
+type ListJSON[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"next_cursor"`
 }
 
-func listOut[T any](items []T, next string) listJSON[T] {
-	l := listJSON[T]{Items: nonNil(items)}
+// ListOut is a page of a listing: {"items": [...], "next_cursor": "..." | null}.
+func ListOut[T any](items []T, next string) ListJSON[T] {
+	l := ListJSON[T]{Items: nonNil(items)}
 	if next != "" {
 		l.NextCursor = &next
 	}
@@ -170,7 +172,7 @@ func (a *API) createPrincipal(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logWrite(r, "principal.create", slog.String("principal_id", p.ID))
 	w.Header().Set("Location", "/v1/principals/"+p.ID)
-	writeJSON(w, http.StatusCreated, principalOut(&p))
+	writeJSON(w, http.StatusCreated, PrincipalOut(&p))
 }
 
 func (a *API) listPrincipals(w http.ResponseWriter, r *http.Request) {
@@ -186,11 +188,11 @@ func (a *API) listPrincipals(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "principal", err)
 		return
 	}
-	out := make([]principalJSON, len(ps))
+	out := make([]PrincipalJSON, len(ps))
 	for i := range ps {
-		out[i] = principalOut(&ps[i])
+		out[i] = PrincipalOut(&ps[i])
 	}
-	writeJSON(w, http.StatusOK, listOut(out, next))
+	writeJSON(w, http.StatusOK, ListOut(out, next))
 }
 
 func (a *API) getPrincipal(w http.ResponseWriter, r *http.Request) {
@@ -199,7 +201,7 @@ func (a *API) getPrincipal(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "principal", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, principalOut(&p))
+	writeJSON(w, http.StatusOK, PrincipalOut(&p))
 }
 
 type updatePrincipalReq struct {
@@ -292,7 +294,7 @@ func (a *API) updatePrincipal(w http.ResponseWriter, r *http.Request) {
 	// password checks.
 	a.evict(keystore.Change{PrincipalID: p.ID, At: p.UpdatedAt})
 	a.logWrite(r, "principal.update", slog.String("principal_id", p.ID), slog.Any("fields", changed))
-	writeJSON(w, http.StatusOK, principalOut(&p))
+	writeJSON(w, http.StatusOK, PrincipalOut(&p))
 }
 
 func (a *API) deletePrincipal(w http.ResponseWriter, r *http.Request) {

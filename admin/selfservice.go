@@ -126,7 +126,7 @@ func (s *selfService) createKey(w http.ResponseWriter, r *http.Request, pid stri
 	}
 	s.logWrite(r, "key.create", slog.String("principal_id", k.PrincipalID),
 		slog.String("key_id", k.ID), slog.String("key_prefix", k.Prefix))
-	writeJSON(w, http.StatusCreated, createdKeyJSON{keyJSON: keyOut(&k), Key: plain})
+	writeJSON(w, http.StatusCreated, createdKeyJSON{KeyJSON: KeyOut(&k), Key: plain})
 }
 
 // listKeys lists the caller's active keys (?limit=&cursor=), never a plaintext or hash.
@@ -143,11 +143,11 @@ func (s *selfService) listKeys(w http.ResponseWriter, r *http.Request, pid strin
 		s.fail(w, r, "principal", err)
 		return
 	}
-	out := make([]keyJSON, len(ks))
+	out := make([]KeyJSON, len(ks))
 	for i := range ks {
-		out[i] = keyOut(&ks[i])
+		out[i] = KeyOut(&ks[i])
 	}
-	writeJSON(w, http.StatusOK, listOut(out, next))
+	writeJSON(w, http.StatusOK, ListOut(out, next))
 }
 
 // revokeKey revokes one of the caller's keys. Another principal's key is 404, as an
@@ -169,5 +169,5 @@ func (s *selfService) revokeKey(w http.ResponseWriter, r *http.Request, pid stri
 		s.fail(w, r, "key", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, keyOut(&k))
+	writeJSON(w, http.StatusOK, KeyOut(&k))
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keystore"
 	"github.com/spf13/cobra"
 )
@@ -173,11 +174,11 @@ Only active keys unless --include-revoked (which adds revoked and expired ones).
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				items := make([]keyJSON, len(all))
+				items := make([]admin.KeyJSON, len(all))
 				for i := range all {
-					items[i] = keyOut(&all[i])
+					items[i] = admin.KeyOut(&all[i])
 				}
-				return writeJSON(out, listOut(items, ""))
+				return writeJSON(out, admin.ListOut(items, ""))
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tPRINCIPAL\tNAME\tPREFIX\tCREATED\tEXPIRES\tREVOKED\tLAST USED\tUSAGE")
@@ -222,7 +223,7 @@ func newKeysShowCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSON(out, keyOut(&k))
+				return writeJSON(out, admin.KeyOut(&k))
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "id:\t%s\n", k.ID)
@@ -385,41 +386,6 @@ Revoking a key that is unknown or already revoked fails.`,
 				k.ID, orDash(k.Prefix), k.PrincipalID, showTime(k.RevokedAt, "-"))
 			return nil
 		},
-	}
-}
-
-// keyJSON is a key as the admin API shows it (SPEC §5): never the plaintext or the hash.
-type keyJSON struct {
-	ID          string            `json:"id"`
-	PrincipalID string            `json:"principal_id"`
-	Name        string            `json:"name"`
-	Prefix      string            `json:"prefix"`
-	Scopes      []string          `json:"scopes"`
-	RateLimit   any               `json:"rate_limit"`
-	Metadata    map[string]string `json:"metadata"`
-	Legacy      bool              `json:"legacy"`
-	CreatedAt   *string           `json:"created_at"`
-	ExpiresAt   *string           `json:"expires_at"`
-	RevokedAt   *string           `json:"revoked_at"`
-	LastUsedAt  *string           `json:"last_used_at"`
-	UsageCount  int64             `json:"usage_count"`
-}
-
-func keyOut(k *keystore.Key) keyJSON {
-	return keyJSON{
-		ID:          k.ID,
-		PrincipalID: k.PrincipalID,
-		Name:        k.Name,
-		Prefix:      k.Prefix,
-		Scopes:      nonNil(k.Scopes),
-		RateLimit:   rateOut(k.RateLimit),
-		Metadata:    nonNilMap(k.Metadata),
-		Legacy:      k.Legacy,
-		CreatedAt:   timeOut(&k.CreatedAt),
-		ExpiresAt:   timeOut(k.ExpiresAt),
-		RevokedAt:   timeOut(k.RevokedAt),
-		LastUsedAt:  timeOut(k.LastUsedAt),
-		UsageCount:  k.UsageCount,
 	}
 }
 

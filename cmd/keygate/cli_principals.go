@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/auth"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keystore"
@@ -306,11 +307,11 @@ as next_cursor, to pass to --cursor.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				items := make([]principalJSON, len(all))
+				items := make([]admin.PrincipalJSON, len(all))
 				for i := range all {
-					items[i] = principalOut(&all[i])
+					items[i] = admin.PrincipalOut(&all[i])
 				}
-				return writeJSON(out, listOut(items, next))
+				return writeJSON(out, admin.ListOut(items, next))
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tDISPLAY NAME\tSCOPES\tRATE LIMIT\tCREATED\tDISABLED")
@@ -356,7 +357,7 @@ func newPrincipalsShowCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSON(out, principalOut(&p))
+				return writeJSON(out, admin.PrincipalOut(&p))
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "id:\t%s\n", p.ID)
@@ -468,47 +469,6 @@ func renameField(err error, from, to string) error {
 	return &keystore.FieldError{Field: to + strings.TrimPrefix(fe.Field, from), Msg: fe.Msg, Err: fe.Err}
 }
 
-// principalJSON is a principal as the admin API shows it (SPEC §5): never the password hash.
-type principalJSON struct {
-	ID          string            `json:"id"`
-	DisplayName string            `json:"display_name"`
-	Scopes      []string          `json:"scopes"`
-	RateLimit   any               `json:"rate_limit"`
-	Metadata    map[string]string `json:"metadata"`
-	CreatedAt   *string           `json:"created_at"`
-	UpdatedAt   *string           `json:"updated_at"`
-	DisabledAt  *string           `json:"disabled_at"`
-	HasPassword bool              `json:"has_password"`
-}
-
-func principalOut(p *keystore.Principal) principalJSON {
-	return principalJSON{
-		ID:          p.ID,
-		DisplayName: p.DisplayName,
-		Scopes:      nonNil(p.Scopes),
-		RateLimit:   rateOut(p.RateLimit),
-		Metadata:    nonNilMap(p.Metadata),
-		CreatedAt:   timeOut(&p.CreatedAt),
-		UpdatedAt:   timeOut(&p.UpdatedAt),
-		DisabledAt:  timeOut(p.DisabledAt),
-		HasPassword: p.PasswordHash != "",
-	}
-}
-
-// listJSON is a listing as the admin API shows it.
-type listJSON[T any] struct {
-	Items      []T     `json:"items"`
-	NextCursor *string `json:"next_cursor"`
-}
-
-func listOut[T any](items []T, next string) listJSON[T] {
-	l := listJSON[T]{Items: nonNil(items)}
-	if next != "" {
-		l.NextCursor = &next
-	}
-	return l
-}
-
 // writeJSON writes v as indented JSON.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -524,32 +484,6 @@ func timeOut(t *time.Time) *string {
 	}
 	s := t.UTC().Format(time.RFC3339)
 	return &s
-}
-
-// rateOut is a rate_limit as the admin API shows it: null, one string, or a list.
-func rateOut(rs []string) any {
-	switch len(rs) {
-	case 0:
-		return nil
-	case 1:
-		return rs[0]
-	default:
-		return rs
-	}
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-func nonNilMap(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // showTime formats t for a table: RFC 3339 UTC, or none when t is nil or zero.
