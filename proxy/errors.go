@@ -48,7 +48,6 @@ func (g *Gateway) writeError(w http.ResponseWriter, e *apiError) {
 
 var (
 	oneSecond       = []string{"1"}
-	retryBlocked    = []string{"60"}
 	jsonContentType = []string{"application/json"}
 	noStore         = []string{"no-store"}
 	nosniff         = []string{"nosniff"}

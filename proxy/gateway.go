@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,7 @@ type Gateway struct {
 	headers         identityHeaders
 	wwwAuthenticate []string
 	usage           interface{ Record(keyID string) }
+	retryBlocked    []string // Retry-After of a caller blocked by auth.failed_attempts
 	log             *slog.Logger
 	m               *metrics
 	noRoute         requestCounters // keygate_requests_total of requests without a route
@@ -78,6 +80,7 @@ func New(o Options) *Gateway {
 		headers:         newIdentityHeaders(cfg.IdentityHeaders),
 		wwwAuthenticate: []string{`Basic realm="` + cfg.Auth.Realm + `"`},
 		usage:           o.Usage,
+		retryBlocked:    []string{strconv.Itoa(longestWindow(cfg.Auth.FailedAttempts))},
 		log:             o.Log,
 		m:               newMetrics(o.Registerer),
 		ids:             newRequestIDs(),
@@ -163,7 +166,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.fail(rw, errUnavailable)
 			return
 		case res == auth.ResultBlocked:
-			rw.Header()["Retry-After"] = retryBlocked
+			rw.Header()["Retry-After"] = g.retryBlocked
 			g.fail(rw, errTooManyFailures)
 			return
 		case res != auth.ResultOK:
@@ -197,6 +200,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.proxy.ServeHTTP(rw, r)
+}
+
+// longestWindow is the longest period of rates in whole seconds (at least 1): how long a
+// blocked caller may have to wait at most.
+func longestWindow(rates config.Rates) int {
+	longest := time.Second
+	for _, r := range rates {
+		longest = max(longest, r.Period)
+	}
+	return int(longest / time.Second)
 }
 
 // rawPath returns the path as the client sent it, still percent-encoded.

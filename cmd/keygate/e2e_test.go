@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // The end-to-end tests build the real binary once and talk HTTP to it.
@@ -639,4 +641,43 @@ func TestE2EUsageTracking(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestE2EMetricsLint checks /metrics the way `promtool check metrics` does, after traffic
+// has created the labelled series.
+func TestE2EMetricsLint(t *testing.T) {
+	up := newRecordingUpstream(t, nil)
+	g := startGateway(t, "", routeYAML("api", "/api/", up.url, ""))
+	k := g.newKey("acme", `{"name":"laptop"}`)
+	call(t, "GET", g.base+"/api/x", func(r *http.Request) { r.SetBasicAuth(k.Key, "") })
+	call(t, "GET", g.base+"/api/x", nil)
+	res, err := http.Get(g.adm + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	problems, err := promlint.New(res.Body).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("/metrics: %s: %s", p.Metric, p.Text)
+	}
+	for _, name := range []string{"keygate_requests_total", "keygate_request_duration_seconds", "keygate_upstream_duration_seconds",
+		"keygate_auth_total", "keygate_keystore_cache_total", "keygate_build_info", "keygate_ratelimit_total"} {
+		if g.metric(name+"_count") == "" && !strings.Contains(metricsText(t, g), "# TYPE "+name+" ") {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+}
+
+func metricsText(t *testing.T, g *gateway) string {
+	t.Helper()
+	res, err := http.Get(g.adm + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }
