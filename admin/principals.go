@@ -93,12 +93,14 @@ func hashPassword(pw string) (string, error) {
 }
 
 type createPrincipalReq struct {
-	ID          string            `json:"id"`
-	DisplayName string            `json:"display_name"`
-	Password    optional[string]  `json:"password"` // null: none
-	Scopes      []string          `json:"scopes"`
-	RateLimit   rateLimit         `json:"rate_limit"`
-	Metadata    map[string]string `json:"metadata"`
+	ID          string           `json:"id"`
+	DisplayName string           `json:"display_name"`
+	Password    optional[string] `json:"password"` // null: none
+	// PasswordHash imports an existing argon2id or bcrypt hash instead of a password.
+	PasswordHash string            `json:"password_hash"`
+	Scopes       []string          `json:"scopes"`
+	RateLimit    rateLimit         `json:"rate_limit"`
+	Metadata     map[string]string `json:"metadata"`
 }
 
 // validationErrors joins every problem of an input into one error, so that a client
@@ -138,8 +140,15 @@ func (a *API) createPrincipal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var pwErr error
-	if req.Password.Set && !req.Password.Null {
+	switch {
+	case req.Password.Set && !req.Password.Null && req.PasswordHash != "":
+		pwErr = &keystore.FieldError{Field: "password_hash", Msg: "give password or password_hash, not both"}
+	case req.Password.Set && !req.Password.Null:
 		pwErr = keystore.ValidatePassword("password", req.Password.Value)
+	case req.PasswordHash != "":
+		if auth.CheckPasswordHash(req.PasswordHash) != nil {
+			pwErr = &keystore.FieldError{Field: "password_hash", Msg: "not an argon2id PHC string or a bcrypt hash ($2a$, $2b$, $2y$)"}
+		}
 	}
 	if err := validationErrors(
 		keystore.ValidatePrincipalID(req.ID, a.keys.Prefix),
@@ -165,6 +174,8 @@ func (a *API) createPrincipal(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, "principal", err)
 			return
 		}
+	} else if req.PasswordHash != "" {
+		p.PasswordHash = req.PasswordHash
 	}
 	if err := a.store.CreatePrincipal(r.Context(), &p); err != nil {
 		a.fail(w, r, "principal", err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/auth"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestPrincipalPassword(t *testing.T) {
@@ -75,6 +77,29 @@ func TestPrincipalPassword(t *testing.T) {
 		}
 		if strings.Contains(e.logBuf.String(), s) {
 			t.Errorf("log holds a password or its hash")
+		}
+	}
+}
+
+func TestCreatePrincipalWithImportedHash(t *testing.T) {
+	e := newEnv(t, nil)
+	bc, err := bcrypt.GenerateFromPassword([]byte("legacy-password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := e.must(e.do("POST", "/v1/principals", map[string]any{"id": "old-client", "password_hash": string(bc)}), http.StatusCreated)
+	if m["has_password"] != true {
+		t.Errorf("has_password = %v, want true", m["has_password"])
+	}
+	e.wantError(e.do("POST", "/v1/principals", map[string]any{"id": "c2", "password_hash": "$2a$10$short"}),
+		http.StatusBadRequest, "bad_request", "password_hash")
+	e.wantError(e.do("POST", "/v1/principals", map[string]any{"id": "c3", "password_hash": "plain"}),
+		http.StatusBadRequest, "bad_request", "password_hash")
+	e.wantError(e.do("POST", "/v1/principals", map[string]any{"id": "c4", "password": "long-enough-pw", "password_hash": string(bc)}),
+		http.StatusBadRequest, "bad_request", "password_hash")
+	for _, b := range e.bodies {
+		if strings.Contains(b, string(bc)) {
+			t.Errorf("a response holds the imported hash: %s", b)
 		}
 	}
 }

@@ -112,6 +112,24 @@ func VerifyPassword(phc, pw string) (ok, needsRehash bool, err error) {
 	return false, false, ErrMalformedHash
 }
 
+// CheckPasswordHash reports whether phc is a password hash keygate can verify: an argon2id
+// PHC string within VerifyPassword's bounds, or a bcrypt hash ($2a$, $2b$, $2y$). It is how
+// an existing system's hashes are imported: a bcrypt hash is re-hashed to argon2id after the
+// first successful login. Its error never quotes the hash.
+func CheckPasswordHash(phc string) error {
+	switch {
+	case strings.HasPrefix(phc, "$argon2id$"):
+		_, err := parseArgon2id(phc)
+		return err
+	case strings.HasPrefix(phc, "$2a$"), strings.HasPrefix(phc, "$2b$"), strings.HasPrefix(phc, "$2y$"):
+		if cost, err := bcrypt.Cost([]byte(phc)); err != nil || cost > maxBcryptCost || len(phc) != 60 {
+			return ErrMalformedHash
+		}
+		return nil
+	}
+	return ErrMalformedHash
+}
+
 // argon2idHash is a parsed argon2id PHC string.
 type argon2idHash struct {
 	m, t      uint32

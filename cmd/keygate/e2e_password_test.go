@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // End-to-end tests of principal passwords, self-service keys, legacy import and secret
@@ -740,5 +742,51 @@ func TestE2ERotateSecret(t *testing.T) {
 	if r.Header.Get("X-Auth-Key-Id") != k.ID || r.Header.Get("X-Auth-Principal") != "acme" {
 		t.Errorf("after rotation the upstream saw key %q of %q, want %s of acme",
 			r.Header.Get("X-Auth-Key-Id"), r.Header.Get("X-Auth-Principal"), k.ID)
+	}
+}
+
+// TestE2EBcryptImportRehashed: a principal imported with an existing system's bcrypt hash
+// logs in with its password; after the first login the hash is replaced by argon2id in the
+// background (the audit log shows the rehash), and the password keeps working.
+func TestE2EBcryptImportRehashed(t *testing.T) {
+	t.Parallel()
+	up := newRecordingUpstream(t, nil)
+	g := startGateway(t, "", routeYAML("api", "/api/", up.url, ""))
+	pw := g.e2ePassword()
+	bc, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.secrets = append(g.secrets, string(bc))
+	body := fmt.Sprintf(`{"id":"old-client","password_hash":%q}`, bc)
+	if code := g.adminDo("POST", "/v1/principals", body, nil); code != 201 {
+		t.Fatalf("create with password_hash: %d, want 201", code)
+	}
+	if res, _ := call(t, "GET", g.base+"/api/x", withBasic("old-client", pw)); res.StatusCode != 200 {
+		t.Fatalf("login with the imported bcrypt hash: %d, want 200", res.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var audit struct {
+			Items []struct{ Actor, Action string } `json:"items"`
+		}
+		g.adminDo("GET", "/v1/audit?principal=old-client", "", &audit)
+		rehashed := false
+		for _, ev := range audit.Items {
+			rehashed = rehashed || ev.Actor == "keygate:rehash" && ev.Action == "principal.update"
+		}
+		if rehashed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rehash in the audit log after the first login: %+v", audit.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res, _ := call(t, "GET", g.base+"/api/x", withBasic("old-client", pw)); res.StatusCode != 200 {
+		t.Errorf("login after the rehash: %d, want 200", res.StatusCode)
+	}
+	if res, _ := call(t, "GET", g.base+"/api/x", withBasic("old-client", pw+"x")); res.StatusCode != 401 {
+		t.Errorf("wrong password after the rehash: %d, want 401", res.StatusCode)
 	}
 }
