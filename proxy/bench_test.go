@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -68,6 +69,18 @@ func BenchmarkGateway(b *testing.B) {
 	rc := config.DefaultRoute()
 	rc.Name, rc.Match.PathPrefix, rc.Upstream = "api", "/api/", config.URL{URL: u}
 	cfg.Routes = []config.Route{rc}
-	g := New(Options{Config: &cfg, Verifier: fakeVerifier{}})
+	g := New(Options{Config: &cfg, Verifier: fakeVerifier{}, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	runProxyBench(b, g, "X-API-Key", goodKey)
+}
+
+// BenchmarkAccessLog is the access-log line alone, as finish writes it.
+func BenchmarkAccessLog(b *testing.B) {
+	g := New(Options{Config: &config.Config{}, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	r := httptest.NewRequest("GET", "/api/items", nil)
+	rw := &recorder{ResponseWriter: httptest.NewRecorder(), status: 200, requestID: "abc-1", route: &route{name: "api"}}
+	rw.route.duration = g.m.duration.WithLabelValues("api")
+	b.ReportAllocs()
+	for b.Loop() {
+		g.finish(rw, r)
+	}
 }
