@@ -35,6 +35,9 @@ type recorder struct {
 func (rw *recorder) WriteHeader(code int) {
 	if rw.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) { // 1xx are interim
 		rw.status = code
+		if h := rw.ResponseWriter.Header(); h["X-Request-Id"] == nil { // cleared after a 1xx
+			h["X-Request-Id"] = rw.idValue
+		}
 	}
 	rw.ResponseWriter.WriteHeader(code)
 }
@@ -89,6 +92,10 @@ func (g *Gateway) finish(rw *recorder, r *http.Request) {
 		rw.route.duration.Observe(d.Seconds())
 	}
 	counters.get(g.m.requests, name, r.Method, rw.status).Inc()
+	if rw.err == nil && g.access != nil {
+		g.access.write(rw, r.Method, name, d)
+		return
+	}
 	attrs := [...]slog.Attr{
 		slog.String("request_id", rw.requestID),
 		slog.String("route", name),

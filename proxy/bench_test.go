@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/config"
 )
@@ -82,5 +83,15 @@ func BenchmarkAccessLog(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		g.finish(rw, r)
+	}
+}
+
+// BenchmarkAccessJSON is the direct access line that replaces slog's on the JSON log.
+func BenchmarkAccessJSON(b *testing.B) {
+	a := newAccessJSON(io.Discard)
+	rw := &recorder{status: 200, requestID: "abc-1", route: &route{name: "api"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		a.write(rw, "GET", "api", time.Millisecond)
 	}
 }

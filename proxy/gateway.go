@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,7 +41,10 @@ type Options struct {
 	// with auth required.
 	SelfService http.Handler
 	// Usage, when set, counts every request admitted with a key.
-	Usage      interface{ Record(keyID string) }
+	Usage interface{ Record(keyID string) }
+	// AccessLog, when set, receives the access lines of requests that went well as JSON,
+	// written directly (the log's writer, when log.format is json); other lines go to Log.
+	AccessLog  io.Writer
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -57,6 +61,7 @@ type Gateway struct {
 	wwwAuthenticate []string
 	usage           interface{ Record(keyID string) }
 	retryBlocked    []string // Retry-After of a caller blocked by auth.failed_attempts
+	access          *accessJSON
 	log             *slog.Logger
 	m               *metrics
 	noRoute         requestCounters // keygate_requests_total of requests without a route
@@ -106,7 +111,7 @@ func New(o Options) *Gateway {
 			BufferPool:   pool,
 			ErrorHandler: g.upstreamError,
 			// keygate's X-Request-Id, set before forwarding, is the one the client gets.
-			ModifyResponse: keepRequestID,
+			ModifyResponse: dropUpstreamRequestID,
 			ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 		}
 		g.routes = append(g.routes, rt)
@@ -121,6 +126,9 @@ func New(o Options) *Gateway {
 	}
 	if g.limits != nil {
 		g.draft = g.limits.DraftHeaders()
+	}
+	if o.AccessLog != nil && o.Log.Enabled(context.Background(), slog.LevelInfo) {
+		g.access = newAccessJSON(o.AccessLog)
 	}
 	sortRoutes(g.routes)
 	return g
@@ -257,13 +265,9 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 // ServeHTTP to the Rewrite hook.
 type recorderKey struct{}
 
-// keepRequestID makes keygate's X-Request-Id the one the client gets: the upstream's is
-// dropped, and ours set again (ReverseProxy clears the response headers after an interim
-// 1xx response).
-func keepRequestID(res *http.Response) error {
+// dropUpstreamRequestID drops the upstream's X-Request-Id: the client gets keygate's (set
+// by begin, and again by the recorder after an interim 1xx response cleared the headers).
+func dropUpstreamRequestID(res *http.Response) error {
 	delete(res.Header, "X-Request-Id")
-	if rw, _ := res.Request.Context().Value(recorderKey{}).(*recorder); rw != nil {
-		rw.Header()["X-Request-Id"] = rw.idValue
-	}
 	return nil
 }
