@@ -23,6 +23,8 @@ type keyLookup interface {
 	// Peek reports whether Lookup would answer h from a fresh cached entry, without
 	// the store.
 	Peek(h keystore.Hash) bool
+	// Fresh returns the fresh cached entry of h, or nil (then Lookup decides).
+	Fresh(h keystore.Hash) *keystore.Entry
 }
 
 // principalLookup is what auth needs to check id:password credentials. Satisfied by
@@ -212,6 +214,9 @@ func (a *Authenticator) verifyKey(ctx context.Context, key string, ip netip.Addr
 		return id, ResultUnknown, nil
 	}
 	h0 := a.o.Hasher.Sum(0, key)
+	if e := a.o.Keys.Fresh(h0); e != nil { // the common case: a cached key, one map lookup
+		return a.keyState(e, id)
+	}
 	if checkBlocked && a.o.Attempts != nil && !a.o.Keys.Peek(h0) && !a.peekPrevious(key) &&
 		a.o.Attempts.Blocked(ctx, ip, "") {
 		return id, ResultBlocked, nil
@@ -237,6 +242,11 @@ func (a *Authenticator) verifyKey(ctx context.Context, key string, ip netip.Addr
 	if err != nil {
 		return id, ResultUnknown, nil
 	}
+	return a.keyState(e, id)
+}
+
+// keyState is the outcome of a found key: ok, or why it may not be used now.
+func (a *Authenticator) keyState(e *keystore.Entry, id Identity) (Identity, Result, error) {
 	id.Entry = e
 	now := a.o.Now()
 	switch {

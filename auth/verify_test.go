@@ -64,6 +64,15 @@ func (f *fakeKeys) Lookup(_ context.Context, h keystore.Hash) (*keystore.Entry, 
 
 func (f *fakeKeys) Peek(h keystore.Hash) bool { return f.cached[h] }
 
+// Fresh answers a cached hash as the cache would: a lookup served without the store.
+func (f *fakeKeys) Fresh(h keystore.Hash) *keystore.Entry {
+	if !f.cached[h] || f.m[h] == nil {
+		return nil
+	}
+	f.lookups++
+	return f.m[h]
+}
+
 // fakeAttempts blocks every caller when blocked is set and records failures.
 type fakeAttempts struct {
 	mu      sync.Mutex
@@ -499,6 +508,7 @@ type errKeys struct{ err error }
 
 func (e errKeys) Lookup(context.Context, keystore.Hash) (*keystore.Entry, error) { return nil, e.err }
 func (errKeys) Peek(keystore.Hash) bool                                          { return false }
+func (errKeys) Fresh(keystore.Hash) *keystore.Entry                              { return nil }
 
 func TestBasicDisambiguation(t *testing.T) {
 	const legacyKey = "LEGACY0123456789abcdef"

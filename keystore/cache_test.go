@@ -238,3 +238,39 @@ func TestCacheLookupDuringEvictionIsRechecked(t *testing.T) {
 		t.Errorf("store calls = %d, want 2: an answer loaded across an eviction must be rechecked", got)
 	}
 }
+
+func TestUsageRecorderConcurrentFlush(t *testing.T) {
+	f, _, _ := newFake()
+	u := NewUsageRecorder(f, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				u.Record([]string{"k1", "k2", "k3"}[(g+i)%3])
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				u.Flush(context.Background())
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	u.Flush(context.Background())
+	var total int64
+	for _, x := range f.usage {
+		total += x.Count
+	}
+	if total != 8000 {
+		t.Errorf("flushed %d uses, want 8000: none lost or counted twice across flushes", total)
+	}
+}

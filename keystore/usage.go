@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,8 +15,14 @@ type UsageRecorder struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu      sync.Mutex
-	pending map[string]*Usage
+	mu      sync.RWMutex // Record holds it shared, a flush exclusively
+	pending map[string]*usageCell
+}
+
+// usageCell counts one key's uses since the last flush.
+type usageCell struct {
+	count atomic.Int64
+	last  atomic.Int64 // Unix nanoseconds of the latest use
 }
 
 // NewUsageRecorder returns a recorder writing to s.
@@ -23,21 +30,43 @@ func NewUsageRecorder(s Store, log *slog.Logger) *UsageRecorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &UsageRecorder{store: s, log: log, now: time.Now, pending: map[string]*Usage{}}
+	return &UsageRecorder{store: s, log: log, now: time.Now, pending: map[string]*usageCell{}}
 }
 
-// Record counts one use of a key now.
+// Record counts one use of a key now. Uses of keys already counted since the last flush
+// take a shared lock and two atomic operations.
 func (u *UsageRecorder) Record(keyID string) {
-	now := u.now()
-	u.mu.Lock()
-	p := u.pending[keyID]
-	if p == nil {
-		p = &Usage{KeyID: keyID}
-		u.pending[keyID] = p
+	now := u.now().UnixNano()
+	u.mu.RLock()
+	c := u.pending[keyID]
+	if c != nil {
+		c.add(now)
+		u.mu.RUnlock()
+		return
 	}
-	p.Count++
-	p.LastUsed = now
+	u.mu.RUnlock()
+	u.mu.Lock()
+	if c = u.pending[keyID]; c == nil {
+		c = &usageCell{}
+		u.pending[keyID] = c
+	}
+	c.add(now)
 	u.mu.Unlock()
+}
+
+func (c *usageCell) add(now int64) {
+	c.count.Add(1)
+	c.latest(now)
+}
+
+// latest makes t the last use unless a later one is recorded.
+func (c *usageCell) latest(t int64) {
+	for {
+		last := c.last.Load()
+		if t <= last || c.last.CompareAndSwap(last, t) {
+			return
+		}
+	}
 }
 
 // Flush writes what was counted since the last flush. On a store error the counts are
@@ -48,25 +77,24 @@ func (u *UsageRecorder) Flush(ctx context.Context) error {
 		u.mu.Unlock()
 		return nil
 	}
-	batch := make([]Usage, 0, len(u.pending))
-	for _, p := range u.pending {
-		batch = append(batch, *p)
+	cells := u.pending
+	u.pending = make(map[string]*usageCell, len(cells))
+	u.mu.Unlock() // no Record holds a cell of the old map any more: they count under the lock
+	batch := make([]Usage, 0, len(cells))
+	for id, c := range cells {
+		batch = append(batch, Usage{KeyID: id, Count: c.count.Load(), LastUsed: time.Unix(0, c.last.Load())})
 	}
-	clear(u.pending)
-	u.mu.Unlock()
 	err := u.store.RecordUsage(ctx, batch)
 	if err != nil {
 		u.mu.Lock()
 		for _, b := range batch { // merge back
-			p := u.pending[b.KeyID]
-			if p == nil {
-				p = &Usage{KeyID: b.KeyID}
-				u.pending[b.KeyID] = p
+			c := u.pending[b.KeyID]
+			if c == nil {
+				c = &usageCell{}
+				u.pending[b.KeyID] = c
 			}
-			p.Count += b.Count
-			if b.LastUsed.After(p.LastUsed) {
-				p.LastUsed = b.LastUsed
-			}
+			c.count.Add(b.Count)
+			c.latest(b.LastUsed.UnixNano())
 		}
 		u.mu.Unlock()
 	}
