@@ -49,9 +49,5 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "principal", err)
 		return
 	}
-	out := make([]auditJSON, len(evs))
-	for i := range evs {
-		out[i] = auditOut(&evs[i])
-	}
-	writeJSON(w, http.StatusOK, ListOut(out, next))
+	writeJSON(w, http.StatusOK, ListOf(evs, auditOut, next))
 }

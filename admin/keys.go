@@ -171,11 +171,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "key", err)
 		return
 	}
-	out := make([]KeyJSON, len(ks))
-	for i := range ks {
-		out[i] = KeyOut(&ks[i])
-	}
-	writeJSON(w, http.StatusOK, ListOut(out, next))
+	writeJSON(w, http.StatusOK, ListOf(ks, KeyOut, next))
 }
 
 // keyID returns the {key_id} path value, or a 400 error when it is not a UUID, so that
@@ -252,15 +248,7 @@ func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
 	if req.Name != nil {
 		errs = append(errs, keystore.ValidateName("name", *req.Name))
 	}
-	if req.Scopes != nil {
-		errs = append(errs, keystore.ValidateScopes("scopes", *req.Scopes))
-	}
-	if req.RateLimit.Set {
-		errs = append(errs, keystore.ValidateRates("rate_limit", req.RateLimit.Rates))
-	}
-	if req.Metadata != nil {
-		errs = append(errs, keystore.ValidateMetadata("metadata", *req.Metadata))
-	}
+	errs = append(errs, patchProblems(req.Scopes, req.RateLimit, req.Metadata)...)
 	if err := validationErrors(errs...); err != nil {
 		a.fail(w, r, "key", err)
 		return

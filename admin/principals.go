@@ -56,6 +56,15 @@ func ListOut[T any](items []T, next string) ListJSON[T] {
 	return l
 }
 
+// ListOf is ListOut of the JSON views of items: view applied to each, in order.
+func ListOf[E, T any](items []E, view func(*E) T, next string) ListJSON[T] {
+	out := make([]T, len(items))
+	for i := range items {
+		out[i] = view(&items[i])
+	}
+	return ListOut(out, next)
+}
+
 // timeOut formats t as RFC 3339 UTC; nil or zero: null.
 func timeOut(t *time.Time) *string {
 	if t == nil || t.IsZero() {
@@ -130,6 +139,22 @@ func validationErrors(errs ...error) error {
 	return &keystore.FieldError{Field: fe.Field, Msg: msg[len(fe.Field)+2:], Err: fe.Err}
 }
 
+// patchProblems validates the fields that a PATCH of a key and of a principal share, those
+// given: scopes, rate_limit and metadata. Nil entries are fine for validationErrors.
+func patchProblems(scopes *[]string, rates rateLimit, metadata *map[string]string) []error {
+	var errs []error
+	if scopes != nil {
+		errs = append(errs, keystore.ValidateScopes("scopes", *scopes))
+	}
+	if rates.Set {
+		errs = append(errs, keystore.ValidateRates("rate_limit", rates.Rates))
+	}
+	if metadata != nil {
+		errs = append(errs, keystore.ValidateMetadata("metadata", *metadata))
+	}
+	return errs
+}
+
 // createPrincipal creates a principal, with a password when one is given (hashed with
 // argon2id; the response shows has_password, never the password or its hash).
 func (a *API) createPrincipal(w http.ResponseWriter, r *http.Request) {
@@ -199,11 +224,7 @@ func (a *API) listPrincipals(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "principal", err)
 		return
 	}
-	out := make([]PrincipalJSON, len(ps))
-	for i := range ps {
-		out[i] = PrincipalOut(&ps[i])
-	}
-	writeJSON(w, http.StatusOK, ListOut(out, next))
+	writeJSON(w, http.StatusOK, ListOf(ps, PrincipalOut, next))
 }
 
 func (a *API) getPrincipal(w http.ResponseWriter, r *http.Request) {
@@ -237,15 +258,7 @@ func (a *API) updatePrincipal(w http.ResponseWriter, r *http.Request) {
 	if req.DisplayName != nil {
 		errs = append(errs, keystore.ValidateDisplayName("display_name", *req.DisplayName))
 	}
-	if req.Scopes != nil {
-		errs = append(errs, keystore.ValidateScopes("scopes", *req.Scopes))
-	}
-	if req.RateLimit.Set {
-		errs = append(errs, keystore.ValidateRates("rate_limit", req.RateLimit.Rates))
-	}
-	if req.Metadata != nil {
-		errs = append(errs, keystore.ValidateMetadata("metadata", *req.Metadata))
-	}
+	errs = append(errs, patchProblems(req.Scopes, req.RateLimit, req.Metadata)...)
 	if err := validationErrors(errs...); err != nil {
 		a.fail(w, r, "principal", err)
 		return

@@ -143,11 +143,7 @@ func (s *selfService) listKeys(w http.ResponseWriter, r *http.Request, pid strin
 		s.fail(w, r, "principal", err)
 		return
 	}
-	out := make([]KeyJSON, len(ks))
-	for i := range ks {
-		out[i] = KeyOut(&ks[i])
-	}
-	writeJSON(w, http.StatusOK, ListOut(out, next))
+	writeJSON(w, http.StatusOK, ListOf(ks, KeyOut, next))
 }
 
 // revokeKey revokes one of the caller's keys. Another principal's key is 404, as an

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,15 +18,9 @@ func init() {
 }
 
 func newKeysCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "keys",
-		Aliases: []string{"key"},
-		Short:   "Create, list, show, update, revoke and import API keys",
-		Args:    cobra.NoArgs,
-	}
-	cmd.AddCommand(newKeysCreateCmd(), newKeysListCmd(), newKeysShowCmd(), newKeysUpdateCmd(),
+	return newGroupCmd("keys", "key", "Create, list, show, update, revoke and import API keys",
+		newKeysCreateCmd(), newKeysListCmd(), newKeysShowCmd(), newKeysUpdateCmd(),
 		newKeysRevokeCmd(), newKeysImportCmd())
-	return cmd
 }
 
 func newKeysCreateCmd() *cobra.Command {
@@ -150,21 +143,15 @@ Only active keys unless --include-revoked (which adds revoked and expired ones).
 				return err
 			}
 			defer s.Close()
-			var all []keystore.Key
-			for cursor := ""; ; {
-				page, next, err := s.ListKeys(ctx, principalID, keystore.ListOptions{
-					Limit: cliPageSize, Cursor: cursor, IncludeRevoked: includeRevoked})
-				if err != nil {
-					if principalID != "" {
-						return principalErr(principalID, err)
-					}
-					return err
+			all, _, err := listAll("", 0, func(o keystore.ListOptions) ([]keystore.Key, string, error) {
+				o.IncludeRevoked = includeRevoked
+				return s.ListKeys(ctx, principalID, o)
+			})
+			if err != nil {
+				if principalID != "" {
+					return principalErr(principalID, err)
 				}
-				all = append(all, page...)
-				if next == "" {
-					break
-				}
-				cursor = next
+				return err
 			}
 			if len(all) == 0 && principalID != "" {
 				// Tell "no keys" apart from a mistyped principal.
@@ -174,11 +161,7 @@ Only active keys unless --include-revoked (which adds revoked and expired ones).
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				items := make([]admin.KeyJSON, len(all))
-				for i := range all {
-					items[i] = admin.KeyOut(&all[i])
-				}
-				return writeJSON(out, admin.ListOut(items, ""))
+				return writeJSON(out, admin.ListOf(all, admin.KeyOut, ""))
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tPRINCIPAL\tNAME\tPREFIX\tCREATED\tEXPIRES\tREVOKED\tLAST USED\tUSAGE")
@@ -205,11 +188,8 @@ func newKeysShowCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := keystore.ValidateKeyID("KEY_ID", id); err != nil {
-				return err
-			}
 			ctx := cliContext(cmd)
-			s, _, err := loadCLIStore(ctx, cmd)
+			s, err := loadKeyStore(ctx, cmd, id)
 			if err != nil {
 				return err
 			}
@@ -225,21 +205,21 @@ func newKeysShowCmd() *cobra.Command {
 			if asJSON {
 				return writeJSON(out, admin.KeyOut(&k))
 			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "id:\t%s\n", k.ID)
-			fmt.Fprintf(tw, "principal:\t%s\n", k.PrincipalID)
-			fmt.Fprintf(tw, "name:\t%s\n", k.Name)
-			fmt.Fprintf(tw, "prefix:\t%s\n", orDash(k.Prefix))
-			fmt.Fprintf(tw, "scopes:\t%s\n", showKeyScopes(k.Scopes))
-			fmt.Fprintf(tw, "rate limit:\t%s\n", orDash(strings.Join(k.RateLimit, ",")))
-			fmt.Fprintf(tw, "metadata:\t%s\n", showMetadata(k.Metadata))
-			fmt.Fprintf(tw, "legacy:\t%s\n", yesNo(k.Legacy))
-			fmt.Fprintf(tw, "created:\t%s\n", showTime(&k.CreatedAt, "-"))
-			fmt.Fprintf(tw, "expires:\t%s\n", showTime(k.ExpiresAt, "never"))
-			fmt.Fprintf(tw, "revoked:\t%s\n", showTime(k.RevokedAt, "no"))
-			fmt.Fprintf(tw, "last used:\t%s\n", showTime(k.LastUsedAt, "never"))
-			fmt.Fprintf(tw, "usage:\t%s\n", strconv.FormatInt(k.UsageCount, 10))
-			return tw.Flush()
+			return writeRecord(out,
+				field{"id", k.ID},
+				field{"principal", k.PrincipalID},
+				field{"name", k.Name},
+				field{"prefix", orDash(k.Prefix)},
+				field{"scopes", showKeyScopes(k.Scopes)},
+				field{"rate limit", orDash(strings.Join(k.RateLimit, ","))},
+				field{"metadata", showMetadata(k.Metadata)},
+				field{"legacy", yesNo(k.Legacy)},
+				field{"created", showTime(&k.CreatedAt, "-")},
+				field{"expires", showTime(k.ExpiresAt, "never")},
+				field{"revoked", showTime(k.RevokedAt, "no")},
+				field{"last used", showTime(k.LastUsedAt, "never")},
+				field{"usage", strconv.FormatInt(k.UsageCount, 10)},
+			)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the admin API does")
@@ -268,9 +248,8 @@ same store sees the change within a second.`,
 			if err := exclusiveFlags(cmd, "ttl", "no-expiry"); err != nil {
 				return err
 			}
-			changes := []string{"name", "scopes", "ttl", "no-expiry", "rate-limit"}
-			if !slices.ContainsFunc(changes, fl.Changed) {
-				return errors.New("nothing to change: give at least one of --" + strings.Join(changes, ", --"))
+			if err := requireChange(cmd, "name", "scopes", "ttl", "no-expiry", "rate-limit"); err != nil {
+				return err
 			}
 			cfg, err := loadConfig(configPath(cmd))
 			if err != nil {
@@ -280,12 +259,7 @@ same store sees the change within a second.`,
 			if fl.Changed("name") {
 				problems = append(problems, keystore.ValidateName("--name", name))
 			}
-			if fl.Changed("scopes") {
-				problems = append(problems, keystore.ValidateScopes("--scopes", scopes))
-			}
-			if fl.Changed("rate-limit") {
-				problems = append(problems, keystore.ValidateRates("--rate-limit", rates))
-			}
+			problems = append(problems, listFlagProblems(cmd, scopes, rates)...)
 			var expires *time.Time
 			if fl.Changed("ttl") {
 				var err error
@@ -366,11 +340,8 @@ Revoking a key that is unknown or already revoked fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := keystore.ValidateKeyID("KEY_ID", id); err != nil {
-				return err
-			}
 			ctx := cliContext(cmd)
-			s, _, err := loadCLIStore(ctx, cmd)
+			s, err := loadKeyStore(ctx, cmd, id)
 			if err != nil {
 				return err
 			}

@@ -27,14 +27,20 @@ func init() {
 }
 
 func newPrincipalsCmd() *cobra.Command {
+	return newGroupCmd("principals", "principal", "Create, list, show, update and delete principals (the accounts keys act for)",
+		newPrincipalsCreateCmd(), newPrincipalsListCmd(), newPrincipalsShowCmd(),
+		newPrincipalsUpdateCmd(), newPrincipalsDeleteCmd())
+}
+
+// newGroupCmd is a command that only holds subcommands: use, one alias, short help.
+func newGroupCmd(use, alias, short string, subs ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "principals",
-		Aliases: []string{"principal"},
-		Short:   "Create, list, show, update and delete principals (the accounts keys act for)",
+		Use:     use,
+		Aliases: []string{alias},
+		Short:   short,
 		Args:    cobra.NoArgs,
 	}
-	cmd.AddCommand(newPrincipalsCreateCmd(), newPrincipalsListCmd(), newPrincipalsShowCmd(),
-		newPrincipalsUpdateCmd(), newPrincipalsDeleteCmd())
+	cmd.AddCommand(subs...)
 	return cmd
 }
 
@@ -126,9 +132,8 @@ store sees the change within a second.`,
 			); err != nil {
 				return err
 			}
-			changes := []string{"display-name", "password-stdin", "no-password", "scopes", "rate-limit", "disable", "enable"}
-			if !slices.ContainsFunc(changes, fl.Changed) {
-				return errors.New("nothing to change: give at least one of --" + strings.Join(changes, ", --"))
+			if err := requireChange(cmd, "display-name", "password-stdin", "no-password", "scopes", "rate-limit", "disable", "enable"); err != nil {
+				return err
 			}
 			cfg, err := loadConfig(configPath(cmd))
 			if err != nil {
@@ -139,12 +144,7 @@ store sees the change within a second.`,
 			if fl.Changed("display-name") {
 				problems = append(problems, keystore.ValidateDisplayName("--display-name", displayName))
 			}
-			if fl.Changed("scopes") {
-				problems = append(problems, keystore.ValidateScopes("--scopes", scopes))
-			}
-			if fl.Changed("rate-limit") {
-				problems = append(problems, keystore.ValidateRates("--rate-limit", rates))
-			}
+			problems = append(problems, listFlagProblems(cmd, scopes, rates)...)
 			if err := errors.Join(problems...); err != nil {
 				return err
 			}
@@ -224,6 +224,28 @@ func exclusiveFlags(cmd *cobra.Command, a, b string) error {
 	return nil
 }
 
+// requireChange returns an error naming the flags when none of them is given: an update
+// with nothing to change.
+func requireChange(cmd *cobra.Command, flags ...string) error {
+	if !slices.ContainsFunc(flags, cmd.Flags().Changed) {
+		return errors.New("nothing to change: give at least one of --" + strings.Join(flags, ", --"))
+	}
+	return nil
+}
+
+// listFlagProblems validates --scopes and --rate-limit, those given, for the update
+// commands. Nil entries are dropped by errors.Join.
+func listFlagProblems(cmd *cobra.Command, scopes, rates []string) []error {
+	var problems []error
+	if cmd.Flags().Changed("scopes") {
+		problems = append(problems, keystore.ValidateScopes("--scopes", scopes))
+	}
+	if cmd.Flags().Changed("rate-limit") {
+		problems = append(problems, keystore.ValidateRates("--rate-limit", rates))
+	}
+	return problems
+}
+
 // maxPasswordLen is the longest password --password-stdin accepts, in bytes.
 const maxPasswordLen = 1024
 
@@ -289,29 +311,15 @@ as next_cursor, to pass to --cursor.`,
 				return err
 			}
 			defer s.Close()
-			var all []keystore.Principal
-			next := cursor
-			for {
-				n := cliPageSize
-				if limit > 0 {
-					n = min(cliPageSize, limit-len(all))
-				}
-				page, nc, err := s.ListPrincipals(ctx, keystore.ListOptions{Limit: n, Cursor: next})
-				if err != nil {
-					return err
-				}
-				all, next = append(all, page...), nc
-				if next == "" || (limit > 0 && len(all) >= limit) {
-					break
-				}
+			all, next, err := listAll(cursor, limit, func(o keystore.ListOptions) ([]keystore.Principal, string, error) {
+				return s.ListPrincipals(ctx, o)
+			})
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				items := make([]admin.PrincipalJSON, len(all))
-				for i := range all {
-					items[i] = admin.PrincipalOut(&all[i])
-				}
-				return writeJSON(out, admin.ListOut(items, next))
+				return writeJSON(out, admin.ListOf(all, admin.PrincipalOut, next))
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tDISPLAY NAME\tSCOPES\tRATE LIMIT\tCREATED\tDISABLED")
@@ -338,15 +346,8 @@ func newPrincipalsShowCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			cfg, err := loadConfig(configPath(cmd))
-			if err != nil {
-				return err
-			}
-			if err := checkPrincipalID(cfg, "ID", id); err != nil {
-				return err
-			}
 			ctx := cliContext(cmd)
-			s, err := openCLIStore(ctx, cfg)
+			s, err := loadPrincipalStore(ctx, cmd, id)
 			if err != nil {
 				return err
 			}
@@ -359,17 +360,17 @@ func newPrincipalsShowCmd() *cobra.Command {
 			if asJSON {
 				return writeJSON(out, admin.PrincipalOut(&p))
 			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "id:\t%s\n", p.ID)
-			fmt.Fprintf(tw, "display name:\t%s\n", orDash(p.DisplayName))
-			fmt.Fprintf(tw, "scopes:\t%s\n", orDash(strings.Join(p.Scopes, ",")))
-			fmt.Fprintf(tw, "rate limit:\t%s\n", orDash(strings.Join(p.RateLimit, ",")))
-			fmt.Fprintf(tw, "metadata:\t%s\n", showMetadata(p.Metadata))
-			fmt.Fprintf(tw, "password:\t%s\n", yesNo(p.PasswordHash != ""))
-			fmt.Fprintf(tw, "created:\t%s\n", showTime(&p.CreatedAt, "-"))
-			fmt.Fprintf(tw, "updated:\t%s\n", showTime(&p.UpdatedAt, "-"))
-			fmt.Fprintf(tw, "disabled:\t%s\n", showTime(p.DisabledAt, "no"))
-			return tw.Flush()
+			return writeRecord(out,
+				field{"id", p.ID},
+				field{"display name", orDash(p.DisplayName)},
+				field{"scopes", orDash(strings.Join(p.Scopes, ","))},
+				field{"rate limit", orDash(strings.Join(p.RateLimit, ","))},
+				field{"metadata", showMetadata(p.Metadata)},
+				field{"password", yesNo(p.PasswordHash != "")},
+				field{"created", showTime(&p.CreatedAt, "-")},
+				field{"updated", showTime(&p.UpdatedAt, "-")},
+				field{"disabled", showTime(p.DisabledAt, "no")},
+			)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the admin API does")
@@ -386,15 +387,8 @@ accepting its keys within a second.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			cfg, err := loadConfig(configPath(cmd))
-			if err != nil {
-				return err
-			}
-			if err := checkPrincipalID(cfg, "ID", id); err != nil {
-				return err
-			}
 			ctx := cliContext(cmd)
-			s, err := openCLIStore(ctx, cfg)
+			s, err := loadPrincipalStore(ctx, cmd, id)
 			if err != nil {
 				return err
 			}
@@ -422,6 +416,62 @@ func loadCLIStore(ctx context.Context, cmd *cobra.Command) (keystore.Store, *con
 		return nil, nil, err
 	}
 	return s, cfg, nil
+}
+
+// loadPrincipalStore checks the principal id argument ID against the configuration, and
+// only then opens the store: a bad id is reported without touching the store.
+func loadPrincipalStore(ctx context.Context, cmd *cobra.Command, id string) (keystore.Store, error) {
+	cfg, err := loadConfig(configPath(cmd))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrincipalID(cfg, "ID", id); err != nil {
+		return nil, err
+	}
+	return openCLIStore(ctx, cfg)
+}
+
+// loadKeyStore checks the key id argument KEY_ID, and only then loads the configuration
+// and opens its store.
+func loadKeyStore(ctx context.Context, cmd *cobra.Command, id string) (keystore.Store, error) {
+	if err := keystore.ValidateKeyID("KEY_ID", id); err != nil {
+		return nil, err
+	}
+	s, _, err := loadCLIStore(ctx, cmd)
+	return s, err
+}
+
+// listAll gathers the pages of a store listing from cursor on: every item, or at most
+// limit when limit > 0, and the cursor after the last page read ("" at the end).
+func listAll[T any](cursor string, limit int, list func(keystore.ListOptions) ([]T, string, error)) ([]T, string, error) {
+	var all []T
+	next := cursor
+	for {
+		n := cliPageSize
+		if limit > 0 {
+			n = min(cliPageSize, limit-len(all))
+		}
+		page, nc, err := list(keystore.ListOptions{Limit: n, Cursor: next})
+		if err != nil {
+			return nil, "", err
+		}
+		all, next = append(all, page...), nc
+		if next == "" || (limit > 0 && len(all) >= limit) {
+			return all, next, nil
+		}
+	}
+}
+
+// field is one line of a record shown by writeRecord: a name and its value.
+type field struct{ name, value string }
+
+// writeRecord writes a record as "name:" and its value, one field a line, values aligned.
+func writeRecord(w io.Writer, fields ...field) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, f := range fields {
+		fmt.Fprintf(tw, "%s:\t%s\n", f.name, f.value)
+	}
+	return tw.Flush()
 }
 
 // openCLIStore opens the store as serve does: the embedded sqlite store migrates itself,

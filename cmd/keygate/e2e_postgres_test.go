@@ -6,14 +6,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,60 +61,11 @@ func startGatewaysTogether(t *testing.T, bodies ...string) []*gateway {
 	t.Helper()
 	gs := make([]*gateway, len(bodies))
 	for i, body := range bodies {
-		dir := t.TempDir()
-		pub, adm := freePort(t), freePort(t)
-		cfg := fmt.Sprintf(`listen: %q
-shutdown_timeout: 5s
-admin:
-  listen: %q
-  tokens: [{name: ops, token: %q}]
-log: {level: debug, format: json}
-keys:
-  secret: %q
-%s`, pub, adm, e2eToken, e2eSecret, body)
-		path := filepath.Join(dir, "keygate.yaml")
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		g := &gateway{t: t, base: "http://" + pub, adm: "http://" + adm, configPath: path, out: &syncBuffer{},
-			exited: make(chan struct{}), secrets: []string{e2eSecret, e2eToken}}
-		g.cmd = exec.Command(binary, "serve", "--config", path)
-		g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
-		if err := g.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { g.cmd.Wait(); close(g.exited) }()
-		t.Cleanup(func() {
-			g.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-g.exited:
-			case <-time.After(10 * time.Second):
-				g.cmd.Process.Kill()
-			}
-			g.checkNoSecrets()
-		})
-		gs[i] = g
+		gs[i] = launchGateway(t, body)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for i, g := range gs {
-		for {
-			res, err := http.Get(g.adm + "/healthz")
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode == 200 {
-					break
-				}
-			}
-			select {
-			case <-g.exited:
-				t.Fatalf("keygate %d exited: %s", i, g.out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("keygate %d did not answer /healthz: %s", i, g.out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		g.waitHealthy(deadline, fmt.Sprintf("keygate %d", i))
 	}
 	return gs
 }

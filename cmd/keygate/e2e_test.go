@@ -103,6 +103,16 @@ func startGateway(t *testing.T, extra string, routes ...string) *gateway {
 // has a top-level keys section (which must then set secret: e2eSecret itself).
 func startGatewayConfig(t *testing.T, body string) *gateway {
 	t.Helper()
+	g := launchGateway(t, body)
+	g.waitHealthy(time.Now().Add(10*time.Second), "keygate")
+	return g
+}
+
+// launchGateway writes the configuration of startGatewayConfig and starts keygate on it,
+// without waiting for it to answer. The process is stopped, and its output checked for
+// secrets, when the test ends.
+func launchGateway(t *testing.T, body string) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	pub, adm := freePort(t), freePort(t)
 	keys := fmt.Sprintf("keys:\n  secret: %q\n", e2eSecret)
@@ -137,26 +147,31 @@ log: {level: debug, format: json}
 		}
 		g.checkNoSecrets()
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	return g
+}
+
+// waitHealthy polls g's /healthz until it answers 200, and fails the test, naming the
+// process as name, when it exits or deadline passes first.
+func (g *gateway) waitHealthy(deadline time.Time, name string) {
+	g.t.Helper()
 	for {
 		res, err := http.Get(g.adm + "/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				break
+				return
 			}
 		}
 		select {
 		case <-g.exited:
-			t.Fatalf("keygate exited: %s", g.out.String())
+			g.t.Fatalf("%s exited: %s", name, g.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("keygate did not answer /healthz: %s", g.out.String())
+			g.t.Fatalf("%s did not answer /healthz: %s", name, g.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return g
 }
 
 // checkNoSecrets fails when a key, the secret or an admin token appears in the output.

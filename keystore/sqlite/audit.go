@@ -76,22 +76,8 @@ func (s *Store) ListAudit(ctx context.Context, principalID string, opts keystore
 	if err != nil {
 		return nil, "", s.wrap("list audit", err)
 	}
-	defer rows.Close()
-	var out []keystore.AuditEvent
-	for rows.Next() {
-		var (
-			e  keystore.AuditEvent
-			at string
-		)
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.PrincipalID, &e.KeyID, &e.Detail); err != nil {
-			return nil, "", s.wrap("list audit", err)
-		}
-		if e.At, err = parseTime(at); err != nil {
-			return nil, "", s.wrap("list audit", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanAudit)
+	if err != nil {
 		return nil, "", s.wrap("list audit", err)
 	}
 	next := ""
@@ -100,4 +86,18 @@ func (s *Store) ListAudit(ctx context.Context, principalID string, opts keystore
 		next = encCursor(strconv.FormatInt(out[limit-1].ID, 10))
 	}
 	return out, next, nil
+}
+
+// scanAudit scans one row of the audit columns ListAudit selects.
+func scanAudit(r scanner) (keystore.AuditEvent, error) {
+	var (
+		e  keystore.AuditEvent
+		at string
+	)
+	if err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.PrincipalID, &e.KeyID, &e.Detail); err != nil {
+		return e, err
+	}
+	var err error
+	e.At, err = parseTime(at)
+	return e, err
 }

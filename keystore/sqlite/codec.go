@@ -99,6 +99,24 @@ func decMap(s string) (map[string]string, error) {
 	return m, nil
 }
 
+// decLists decodes the scopes, rate limit and metadata columns that keys and principals
+// share.
+func decLists(scopes, rate, meta string) ([]string, []string, map[string]string, error) {
+	sc, err := decList(scopes)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rl, err := decList(rate)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	md, err := decMap(meta)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return sc, rl, md, nil
+}
+
 // Cursors are opaque: base64url of the last row's sort key, parts joined by NUL. A cursor
 // that does not decode to n non-empty parts is keystore.ErrBadCursor.
 

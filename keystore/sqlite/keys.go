@@ -37,13 +37,7 @@ func scanKey(r scanner, extra ...any) (keystore.Key, error) {
 	}
 	copy(k.Hash[:], hash)
 	var err error
-	if k.Scopes, err = decList(scopes); err != nil {
-		return k, err
-	}
-	if k.RateLimit, err = decList(rate); err != nil {
-		return k, err
-	}
-	if k.Metadata, err = decMap(meta); err != nil {
+	if k.Scopes, k.RateLimit, k.Metadata, err = decLists(scopes, rate, meta); err != nil {
 		return k, err
 	}
 	if k.CreatedAt, err = parseTime(created); err != nil {
@@ -92,14 +86,8 @@ func (s *Store) CreateKey(ctx context.Context, k *keystore.Key, maxActive int) e
 		if disabled.Valid {
 			return keystore.ErrDisabled
 		}
-		held, err := decList(scopes)
-		if err != nil {
+		if err := checkHeld(scopes, k.Scopes); err != nil {
 			return err
-		}
-		for _, sc := range k.Scopes {
-			if !slices.Contains(held, sc) {
-				return keystore.ErrScopeNotHeld
-			}
 		}
 		if maxActive > 0 {
 			var n int
@@ -187,16 +175,8 @@ func (s *Store) ListKeys(ctx context.Context, principalID string, opts keystore.
 	if err != nil {
 		return nil, "", s.wrap("list keys", err)
 	}
-	defer rows.Close()
-	var out []keystore.Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, "", s.wrap("list keys", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, func(r scanner) (keystore.Key, error) { return scanKey(r) })
+	if err != nil {
 		return nil, "", s.wrap("list keys", err)
 	}
 	next := ""
@@ -256,14 +236,8 @@ func (s *Store) UpdateKey(ctx context.Context, k *keystore.Key) error {
 		if err != nil {
 			return err
 		}
-		held, err := decList(pScopes)
-		if err != nil {
+		if err := checkHeld(pScopes, k.Scopes); err != nil {
 			return err
-		}
-		for _, sc := range k.Scopes {
-			if !slices.Contains(held, sc) {
-				return keystore.ErrScopeNotHeld
-			}
 		}
 		stored, err = scanKey(tx.QueryRowContext(ctx, `UPDATE keys SET name = ?, scopes = ?,
 			rate_limit = ?, metadata = ?, expires_at = ? WHERE id = ? RETURNING `+keyColsBare,
@@ -282,6 +256,21 @@ func (s *Store) UpdateKey(ctx context.Context, k *keystore.Key) error {
 		return s.wrap("update key", err)
 	}
 	*k = stored
+	return nil
+}
+
+// checkHeld returns ErrScopeNotHeld unless every scope of want is in held, a principal's
+// stored scopes column.
+func checkHeld(held string, want []string) error {
+	scopes, err := decList(held)
+	if err != nil {
+		return err
+	}
+	for _, sc := range want {
+		if !slices.Contains(scopes, sc) {
+			return keystore.ErrScopeNotHeld
+		}
+	}
 	return nil
 }
 

@@ -29,16 +29,28 @@ func scanPrincipal(r scanner) (keystore.Principal, error) {
 	return fillPrincipal(p, scopes, rate, meta, created, updated, disabled)
 }
 
+// scanAll scans every row of rows with scan, then closes rows. It stops at the first
+// error, of a row or of the iteration.
+func scanAll[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // fillPrincipal decodes the stored text columns of a principal into p.
 func fillPrincipal(p keystore.Principal, scopes, rate, meta, created, updated string, disabled sql.NullString) (keystore.Principal, error) {
 	var err error
-	if p.Scopes, err = decList(scopes); err != nil {
-		return p, err
-	}
-	if p.RateLimit, err = decList(rate); err != nil {
-		return p, err
-	}
-	if p.Metadata, err = decMap(meta); err != nil {
+	if p.Scopes, p.RateLimit, p.Metadata, err = decLists(scopes, rate, meta); err != nil {
 		return p, err
 	}
 	if p.CreatedAt, err = parseTime(created); err != nil {
@@ -112,16 +124,8 @@ func (s *Store) ListPrincipals(ctx context.Context, opts keystore.ListOptions) (
 	if err != nil {
 		return nil, "", s.wrap("list principals", err)
 	}
-	defer rows.Close()
-	var out []keystore.Principal
-	for rows.Next() {
-		p, err := scanPrincipal(rows)
-		if err != nil {
-			return nil, "", s.wrap("list principals", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanPrincipal)
+	if err != nil {
 		return nil, "", s.wrap("list principals", err)
 	}
 	next := ""
