@@ -157,8 +157,12 @@ func (c *Cache) load(h Hash) (*Entry, error) {
 	}
 	delete(c.negative, h)
 	// An eviction or revalidation during the lookup may be about a change the store's
-	// answer predates: serve the answer this once, and ask the store again next time.
-	c.entries[h] = &cached{entry: &e, fetched: now, recheck: c.gen != gen}
+	// answer predates: serve the answer this once, but keep it out of the cache (where it
+	// could later be served as stale), so that the next lookup asks the store again.
+	if c.gen != gen {
+		return &e, nil
+	}
+	c.entries[h] = &cached{entry: &e, fetched: now}
 	return &e, nil
 }
 

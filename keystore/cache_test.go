@@ -274,3 +274,27 @@ func TestUsageRecorderConcurrentFlush(t *testing.T) {
 		t.Errorf("flushed %d uses, want 8000: none lost or counted twice across flushes", total)
 	}
 }
+
+// An answer loaded across an eviction is never kept: were the store to fail next, it
+// must not come back as a stale entry (the eviction was for a revocation).
+func TestCacheEvictedAnswerNotServedStale(t *testing.T) {
+	f, h1, _ := newFake()
+	f.block = make(chan struct{})
+	c := NewCache(f, CacheOptions{})
+	done := make(chan struct{})
+	go func() {
+		c.Lookup(context.Background(), h1)
+		close(done)
+	}()
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Evict(Change{KeyID: "k1"})
+	close(f.block)
+	<-done
+	f.block = nil
+	f.fail = errors.New("store down")
+	if e, err := c.Lookup(context.Background(), h1); err == nil {
+		t.Errorf("Lookup with the store down after an eviction = %v, nil; want the store error", e.Key.ID)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/auth"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,6 +23,8 @@ type recorder struct {
 	written     int64
 	start       time.Time
 	requestID   string
+	limits      ratelimit.Decision // the rate-limit decision whose headers were set
+	draft       bool
 	idValue     []string   // requestID as a header value, shared by the response and upstream
 	peer        netip.Addr // the connection's address
 	trustedPeer bool
@@ -37,6 +40,7 @@ func (rw *recorder) WriteHeader(code int) {
 		rw.status = code
 		if h := rw.ResponseWriter.Header(); h["X-Request-Id"] == nil { // cleared after a 1xx
 			h["X-Request-Id"] = rw.idValue
+			rw.limits.SetHeaders(h, rw.draft) // nothing when no limit applied
 		}
 	}
 	rw.ResponseWriter.WriteHeader(code)
@@ -61,7 +65,7 @@ func (rw *recorder) requestIDValue() []string { return rw.idValue }
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) *recorder {
 	rw := &recorder{ResponseWriter: w, start: time.Now()}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		rw.peer = ap.Addr().Unmap()
+		rw.peer = ap.Addr().Unmap().WithZone("")
 	}
 	rw.trustedPeer = inPrefixes(g.trusted, rw.peer)
 	rw.clientIP = rw.peer

@@ -194,6 +194,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		dec.SetHeaders(rw.Header(), g.draft)
+		rw.limits, rw.draft = dec, g.draft // set again should a 1xx clear the headers
 		if dec.Limited {
 			g.fail(rw, errRateLimited)
 			return

@@ -18,6 +18,7 @@ import (
 	"github.com/keygate/keygate/auth"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keystore"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -461,5 +462,35 @@ func TestWebSocketUpgradePassesThrough(t *testing.T) {
 	}
 	if k := up.seen(t).Header.Get("X-API-Key"); k != "" {
 		t.Errorf("upstream X-API-Key = %q, want none", k)
+	}
+}
+
+func TestRateLimitHeadersSurviveInterimResponse(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "ok")
+	})
+	cfg := config.Default()
+	u, _ := url.Parse(up.URL)
+	rc := config.DefaultRoute()
+	rc.Name, rc.Match.PathPrefix, rc.Upstream = "api", "/api/", config.URL{URL: u}
+	cfg.Routes = []config.Route{rc}
+	cfg.RateLimit.Authenticated = config.Rates{{Formatted: "100-M", Period: time.Minute, Limit: 100}}
+	lim, err := ratelimit.New(cfg.RateLimit, nil, ratelimit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lim.Close()
+	gw := httptest.NewServer(New(Options{Config: &cfg, Verifier: fakeVerifier{}, Limiter: lim}))
+	defer gw.Close()
+	res, _ := get(t, gw.URL+"/api/x", "X-API-Key", goodKey)
+	if res.StatusCode != 200 {
+		t.Fatalf("status = %d", res.StatusCode)
+	}
+	if got := res.Header.Get("X-RateLimit-Limit"); got != "100" {
+		t.Errorf("X-RateLimit-Limit after a 103 = %q, want 100", got)
+	}
+	if got := res.Header.Values("X-Request-Id"); len(got) != 1 {
+		t.Errorf("X-Request-Id = %q, want one", got)
 	}
 }

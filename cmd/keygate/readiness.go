@@ -31,7 +31,7 @@ func newStoreReadiness(s keystore.Store, staleTTL time.Duration, reg prometheus.
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if r.check(ctx) != nil {
+		if _, err := r.check(ctx); err != nil {
 			return 0
 		}
 		return 1
@@ -39,8 +39,8 @@ func newStoreReadiness(s keystore.Store, staleTTL time.Duration, reg prometheus.
 	return r
 }
 
-// check pings the store and remembers since when it fails.
-func (r *storeReadiness) check(ctx context.Context) error {
+// check pings the store and returns since when it fails (zero while it answers).
+func (r *storeReadiness) check(ctx context.Context) (time.Time, error) {
 	err := r.store.Ready(ctx)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -50,18 +50,15 @@ func (r *storeReadiness) check(ctx context.Context) error {
 	case r.downSince.IsZero():
 		r.downSince = time.Now()
 	}
-	return err
+	return r.downSince, err
 }
 
 // Ready fails once the store has been unreachable for longer than stale_ttl.
 func (r *storeReadiness) Ready(ctx context.Context) error {
-	err := r.check(ctx)
+	since, err := r.check(ctx)
 	if err == nil {
 		return nil
 	}
-	r.mu.Lock()
-	since := r.downSince
-	r.mu.Unlock()
 	if time.Since(since) < r.staleTTL {
 		return degraded{err} // cached keys still serve
 	}
