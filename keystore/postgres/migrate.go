@@ -3,12 +3,8 @@ package postgres
 import (
 	"context"
 	"embed"
-	"fmt"
-	"io/fs"
+	"github.com/keygate/keygate/keystore"
 	"log/slog"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,39 +16,9 @@ var migrationFS embed.FS
 // number of instances may run Migrate at once, one after the other.
 const migrationLock int64 = 0x6b657967617465 // "keygate"
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations ordered by version (the number before the
-// first "_" of the file name).
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version and _", e.Name())
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", other, e.Name(), v)
-		}
-		seen[v] = e.Name()
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
+// migrations returns the embedded migrations ordered by version.
+func migrations() ([]keystore.Migration, error) {
+	return keystore.ReadMigrations(migrationFS, "migrations")
 }
 
 // Migrate applies the embedded migrations the schema lacks, each in its own transaction
@@ -96,7 +62,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 }
 
 // apply runs the migrations not yet recorded, on c, which holds the migration lock.
-func (s *Store) apply(ctx context.Context, c *pgx.Conn, ms []migration) error {
+func (s *Store) apply(ctx context.Context, c *pgx.Conn, ms []keystore.Migration) error {
 	if _, err := c.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,
 		applied_at timestamptz NOT NULL
@@ -108,26 +74,26 @@ func (s *Store) apply(ctx context.Context, c *pgx.Conn, ms []migration) error {
 		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			var n int
 			if err := tx.QueryRow(ctx,
-				"SELECT count(*) FROM schema_migrations WHERE version = $1", m.version).Scan(&n); err != nil {
+				"SELECT count(*) FROM schema_migrations WHERE version = $1", m.Version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-				m.version, s.nowUTC())
+				m.Version, s.nowUTC())
 			applied = err == nil
 			return err
 		})
 		if err != nil {
-			return wrap("migrate "+m.name, err)
+			return wrap("migrate "+m.Name, err)
 		}
 		if applied {
 			s.log.LogAttrs(ctx, slog.LevelInfo, "migration applied",
-				slog.Int("version", m.version), slog.String("name", m.name))
+				slog.Int("version", m.Version), slog.String("name", m.Name))
 		}
 	}
 	return nil
