@@ -31,6 +31,7 @@ type recorder struct {
 	clientIP    netip.Addr
 	route       *route
 	id          auth.Identity
+	creds       auth.Credentials // during the credential check only
 	result      auth.Result
 	err         error
 }

@@ -155,14 +155,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var id auth.Identity
+	// What is learned lives in rw (already on the heap), not in locals that would escape.
+	id := &rw.id
 	if rt.mode != auth.ModeNone {
-		creds := auth.Extract(r, g.extract)
+		rw.creds = auth.Extract(r, g.extract)
 		var res auth.Result
 		var err error
-		id, res, err = g.verify.Verify(ctx, &creds, rt.mode, rw.clientIP)
+		*id, res, err = g.verify.Verify(ctx, &rw.creds, rt.mode, rw.clientIP)
+		rw.creds = auth.Credentials{} // not kept past the check
 		rw.result = res
-		rw.id = id
 		switch {
 		case errors.Is(err, auth.ErrKDFBusy):
 			rw.err = err
@@ -185,9 +186,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rw.id = id
 	if g.limits != nil && rt.limits != nil {
-		dec, err := g.limits.Allow(ctx, rt.limits, &id, rw.clientIP)
+		dec, err := g.limits.Allow(ctx, rt.limits, id, rw.clientIP)
 		if err != nil {
 			rw.err = err
 			g.fail(rw, errLimiterDown)
@@ -205,7 +205,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(ctx, recorderKey{}, rw))
 	if rt.handler != nil {
-		rt.handler.ServeHTTP(rw, r.WithContext(auth.NewContext(r.Context(), &rw.id)))
+		rt.handler.ServeHTTP(rw, r.WithContext(auth.NewContext(r.Context(), id)))
 		return
 	}
 	rt.proxy.ServeHTTP(rw, r)
