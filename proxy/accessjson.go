@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,19 +15,29 @@ import (
 // line every request pays for costs a fifth of slog's generic path. Requests with an
 // error, and text logs, go through slog.
 type accessJSON struct {
-	w    io.Writer // one Write per line; the writer serialises them
-	pool sync.Pool
+	w     io.Writer // one Write per line; the writer serialises them
+	pool  sync.Pool
+	stamp atomic.Pointer[stamp] // the second of the latest line, formatted
+}
+
+// stamp is one second formatted as slog formats it, split around the milliseconds: lines
+// of the same second copy it rather than format the time again.
+type stamp struct {
+	sec        int64
+	loc        *time.Location
+	date, zone string // "2006-01-02T15:04:05", "Z07:00"
 }
 
 func newAccessJSON(w io.Writer) *accessJSON {
 	return &accessJSON{w: w, pool: sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}}
 }
 
+// write appends the line of a request that started at rw.start and took d.
 func (a *accessJSON) write(rw *recorder, method, route string, d time.Duration) {
 	bp := a.pool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
-	b = time.Now().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = a.appendTime(b, rw.start.Add(d))
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendJSONString(b, rw.requestID)
 	b = append(b, `,"route":`...)
@@ -53,6 +64,19 @@ func (a *accessJSON) write(rw *recorder, method, route string, d time.Duration) 
 	a.w.Write(b)
 	*bp = b
 	a.pool.Put(bp)
+}
+
+// appendTime appends t as "2006-01-02T15:04:05.000Z07:00".
+func (a *accessJSON) appendTime(b []byte, t time.Time) []byte {
+	s := a.stamp.Load()
+	if s == nil || s.sec != t.Unix() || s.loc != t.Location() {
+		s = &stamp{sec: t.Unix(), loc: t.Location(), date: t.Format("2006-01-02T15:04:05"), zone: t.Format("Z07:00")}
+		a.stamp.Store(s)
+	}
+	ms := t.Nanosecond() / 1e6
+	b = append(b, s.date...)
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return append(b, s.zone...)
 }
 
 // appendJSONString appends s as a JSON string: as it is when it is plain printable ASCII

@@ -19,6 +19,7 @@ func TestAccessJSONMatchesSlog(t *testing.T) {
 	rw := &recorder{status: 200, requestID: "abc-1", clientIP: netip.MustParseAddr("10.1.2.3"), written: 42,
 		result: auth.ResultOK, id: auth.Identity{Method: auth.MethodKey, Entry: &keystore.Entry{
 			Key: keystore.Key{ID: "key-1"}, Principal: keystore.Principal{ID: "acme"}}}}
+	rw.start = time.Now().Add(-1500 * time.Microsecond)
 	var direct bytes.Buffer
 	newAccessJSON(&direct).write(rw, "GET", "api", 1500*time.Microsecond)
 
@@ -26,8 +27,6 @@ func TestAccessJSONMatchesSlog(t *testing.T) {
 	g := &Gateway{log: slog.New(slog.NewJSONHandler(&viaSlog, nil)), m: newMetrics(nil)}
 	rt := &route{name: "api", duration: g.m.duration.WithLabelValues("api")}
 	rw.route = rt
-	start := time.Now().Add(-1500 * time.Microsecond)
-	rw.start = start
 	g.finish(rw, httptest.NewRequest("GET", "/api/x", nil))
 
 	var a, b map[string]any
@@ -58,5 +57,28 @@ func TestAccessJSONMatchesSlog(t *testing.T) {
 	}
 	if appendJSONString(nil, "a\"b\n") == nil || string(appendJSONString(nil, "a\"b\n")) != `"a\"b\n"` {
 		t.Errorf("appendJSONString escapes = %s", appendJSONString(nil, "a\"b\n"))
+	}
+}
+
+// The time of the line is formatted as slog formats it, in every zone, also for lines of
+// one second that reuse its formatted part.
+func TestAccessJSONTime(t *testing.T) {
+	east := time.FixedZone("east", 5*3600+30*60)
+	west := time.FixedZone("west", -8*3600)
+	a := newAccessJSON(nil)
+	for _, tc := range []time.Time{
+		time.Date(2026, 11, 27, 13, 4, 5, 0, time.UTC),
+		time.Date(2026, 11, 27, 13, 4, 5, 7_000_000, time.UTC), // same second
+		time.Date(2026, 11, 27, 13, 4, 5, 999_999_999, time.UTC),
+		time.Date(2026, 11, 27, 13, 4, 6, 120_500_000, time.UTC),
+		time.Date(2026, 11, 27, 13, 4, 6, 120_500_000, time.UTC).In(east), // same second, other zone
+		time.Date(2026, 3, 29, 1, 0, 0, 50_000_000, west),
+	} {
+		for range 2 { // formatted, then from the stamp
+			got := string(a.appendTime(nil, tc))
+			if want := tc.Format("2006-01-02T15:04:05.000Z07:00"); got != want {
+				t.Errorf("appendTime(%v) = %s, want %s", tc, got, want)
+			}
+		}
 	}
 }
