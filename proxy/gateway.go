@@ -29,6 +29,8 @@ type limiter interface {
 	Route(rc config.Route) *ratelimit.Route
 	Allow(ctx context.Context, rt *ratelimit.Route, id *auth.Identity, clientIP netip.Addr) (ratelimit.Decision, error)
 	DraftHeaders() bool
+	// RetryAfter is how long a caller blocked by auth.failed_attempts must wait.
+	RetryAfter(ip netip.Addr, principal string) (time.Duration, bool)
 }
 
 // Options configures a Gateway.
@@ -162,6 +164,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var res auth.Result
 		var err error
 		*id, res, err = g.verify.Verify(ctx, &rw.creds, rt.mode, rw.clientIP)
+		user := rw.creds.Username     // a principal id the failed attempts may be counted against
 		rw.creds = auth.Credentials{} // not kept past the check
 		rw.result = res
 		switch {
@@ -175,7 +178,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.fail(rw, errUnavailable)
 			return
 		case res == auth.ResultBlocked:
-			rw.Header()["Retry-After"] = g.retryBlocked
+			rw.Header()["Retry-After"] = g.retryAfterBlocked(rw.clientIP, user)
 			g.fail(rw, errTooManyFailures)
 			return
 		case res != auth.ResultOK:
@@ -209,6 +212,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.proxy.ServeHTTP(rw, r)
+}
+
+// retryAfterBlocked is the Retry-After of a caller blocked by auth.failed_attempts: the
+// seconds until its blocking windows end, rounded up; the longest window when the limiter
+// no longer knows (its set of blocked callers was full).
+func (g *Gateway) retryAfterBlocked(ip netip.Addr, user string) []string {
+	if g.limits != nil {
+		if d, ok := g.limits.RetryAfter(ip, user); ok {
+			return []string{strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)}
+		}
+	}
+	return g.retryBlocked
 }
 
 // longestWindow is the longest period of rates in whole seconds (at least 1): how long a

@@ -97,6 +97,23 @@ func (l *Limiter) eachFailed(ctx context.Context, bs []bucket,
 	return blocked
 }
 
+// RetryAfter returns how long a caller that Blocked found blocked must wait: until the
+// windows of its IP and, when principal is not "", of that principal have ended. ok is
+// false when neither is remembered as blocked.
+func (l *Limiter) RetryAfter(ip netip.Addr, principal string) (wait time.Duration, ok bool) {
+	now := l.now()
+	until, ok := l.blocked.get(failedIP+":"+ipSubject(ip), now)
+	if principal != "" {
+		if u, pok := l.blocked.get(failedPrincipal+":"+principal, now); pok && (!ok || u.After(until)) {
+			until, ok = u, true
+		}
+	}
+	if !ok {
+		return 0, false
+	}
+	return until.Sub(now), true
+}
+
 // subjectOf drops the period suffix (":60s") from a bucket name.
 func subjectOf(name string) string {
 	for i := len(name) - 1; i >= 0; i-- {
@@ -117,17 +134,23 @@ type blockedSet struct {
 const maxBlocked = 1 << 16
 
 func (s *blockedSet) has(subject string, now time.Time) bool {
+	_, ok := s.get(subject, now)
+	return ok
+}
+
+// get returns when subject's block ends, if it is blocked at now.
+func (s *blockedSet) get(subject string, now time.Time) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.until[subject]
 	if !ok {
-		return false
+		return time.Time{}, false
 	}
 	if !now.Before(u) {
 		delete(s.until, subject)
-		return false
+		return time.Time{}, false
 	}
-	return true
+	return u, true
 }
 
 func (s *blockedSet) add(subject string, until, now time.Time) {

@@ -327,6 +327,45 @@ func TestFailedAttempts(t *testing.T) {
 	}
 }
 
+// TestRetryAfterBlocked: a blocked caller is told when the window that blocks it ends, not
+// the longest window of auth.failed_attempts.
+func TestRetryAfterBlocked(t *testing.T) {
+	ctx := t.Context()
+	l := newLimiter(t, memoryConfig(t, "", ""), rates(t, "2-M", "3-H"), Options{})
+	ip := netip.MustParseAddr("198.51.100.7")
+	if _, ok := l.RetryAfter(ip, ""); ok {
+		t.Errorf("RetryAfter of a caller with no failures: ok, want not blocked")
+	}
+	l.Failed(ctx, ip, "")
+	l.Failed(ctx, ip, "")
+	if !l.Blocked(ctx, ip, "") {
+		t.Fatalf("after 2 failures within 2-M: not blocked")
+	}
+	if d, ok := l.RetryAfter(ip, ""); !ok || d <= 55*time.Second || d > 61*time.Second {
+		t.Errorf("RetryAfter after the minute window blocked = %v, %v; want about a minute", d, ok)
+	}
+
+	// Three bad passwords for alice from three addresses use up the hour window too: the
+	// principal waits for the hour, the addresses (one failure each) are free.
+	for i := range 3 {
+		l.Failed(ctx, netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}), "alice")
+	}
+	fresh := netip.MustParseAddr("192.0.2.99")
+	if !l.Blocked(ctx, fresh, "alice") {
+		t.Fatalf("alice after 3 bad passwords within 3-H: not blocked")
+	}
+	if d, ok := l.RetryAfter(fresh, "alice"); !ok || d <= 59*time.Minute || d > time.Hour+time.Second {
+		t.Errorf("RetryAfter of alice = %v, %v; want about an hour", d, ok)
+	}
+	if _, ok := l.RetryAfter(fresh, ""); ok {
+		t.Errorf("RetryAfter of the fresh address alone: ok, want not blocked")
+	}
+	// A caller blocked by its address and by a principal waits for the later of the two.
+	if d, ok := l.RetryAfter(ip, "alice"); !ok || d <= 59*time.Minute {
+		t.Errorf("RetryAfter of a blocked address for alice = %v, %v; want about an hour", d, ok)
+	}
+}
+
 // TestBlockedRemembered: a caller found blocked is not asked of the store again until its
 // window ends; after it, it is free.
 func TestBlockedRemembered(t *testing.T) {

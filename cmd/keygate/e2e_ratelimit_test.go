@@ -328,7 +328,8 @@ func TestE2ERateLimitPrincipalPatch(t *testing.T) {
 func TestE2ERateLimitFailedAttempts(t *testing.T) {
 	t.Parallel()
 	up := newRecordingUpstream(t, nil)
-	g := startGateway(t, "auth: {failed_attempts: \"5-M\"}\n", routeYAML("api", "/api/", up.url, ""))
+	// Two windows: Retry-After is the minute's that blocks, not the hour's (rlCheck429).
+	g := startGateway(t, "auth: {failed_attempts: [\"5-M\", \"1000-H\"]}\n", routeYAML("api", "/api/", up.url, ""))
 	good := g.newKey("acme", `{"name":"good"}`)
 	unused := g.newKey("acme", `{"name":"unused"}`)
 
