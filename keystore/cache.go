@@ -36,7 +36,8 @@ type Cache struct {
 	mu       sync.RWMutex
 	entries  map[Hash]*cached
 	negative map[Hash]time.Time // hash → until
-	gen      uint64             // counts evictions and revalidations (see load)
+	evicted  uint64             // counts evictions (see load)
+	resynced uint64             // counts revalidations (see load)
 
 	rehashQ chan rehash
 
@@ -124,7 +125,7 @@ func (c *Cache) load(h Hash) (*Entry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c.mu.RLock()
-	gen := c.gen
+	evicted, resynced := c.evicted, c.resynced
 	c.mu.RUnlock()
 	start := c.o.Now()
 	e, err := c.store.LookupKey(ctx, h)
@@ -156,13 +157,15 @@ func (c *Cache) load(h Hash) (*Entry, error) {
 		}
 	}
 	delete(c.negative, h)
-	// An eviction or revalidation during the lookup may be about a change the store's
-	// answer predates: serve the answer this once, but keep it out of the cache (where it
-	// could later be served as stale), so that the next lookup asks the store again.
-	if c.gen != gen {
+	// An eviction during the lookup may be about a change the store's answer predates
+	// (a revocation): serve the answer this once, but keep it out of the cache, where it
+	// could later be served as stale. A revalidation names no change: the answer is kept
+	// as every other entry then is, to be rechecked on its next use and to serve as stale
+	// should the store fail (as at start-up, when the first Watch listens).
+	if c.evicted != evicted {
 		return &e, nil
 	}
-	c.entries[h] = &cached{entry: &e, fetched: now}
+	c.entries[h] = &cached{entry: &e, fetched: now, recheck: c.resynced != resynced}
 	return &e, nil
 }
 
@@ -196,7 +199,7 @@ func (c *Cache) Evict(ch Change) {
 		return
 	}
 	c.mu.Lock()
-	c.gen++
+	c.evicted++
 	for h, ce := range c.entries {
 		if ch.KeyID != "" && ce.entry.Key.ID == ch.KeyID ||
 			ch.KeyID == "" && ce.entry.Principal.ID == ch.PrincipalID {
@@ -214,7 +217,7 @@ func (c *Cache) Evict(ch Change) {
 // have been missed), and forgets the negative entries.
 func (c *Cache) Revalidate() {
 	c.mu.Lock()
-	c.gen++
+	c.resynced++
 	for h, ce := range c.entries {
 		c.entries[h] = &cached{entry: ce.entry, fetched: ce.fetched, recheck: true}
 	}

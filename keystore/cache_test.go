@@ -298,3 +298,35 @@ func TestCacheEvictedAnswerNotServedStale(t *testing.T) {
 		t.Errorf("Lookup with the store down after an eviction = %v, nil; want the store error", e.Key.ID)
 	}
 }
+
+// An answer loaded across a revalidation (no change named: the first Watch listening, or
+// a lost connection) is kept to be rechecked: it is asked of the store on its next use,
+// and serves as stale when the store has failed by then.
+func TestCacheLookupDuringRevalidationServesStale(t *testing.T) {
+	f, h1, _ := newFake()
+	f.block = make(chan struct{})
+	c := NewCache(f, CacheOptions{})
+	done := make(chan struct{})
+	go func() {
+		c.Lookup(context.Background(), h1)
+		close(done)
+	}()
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Evict(Change{}) // the store's Watch listens (again)
+	close(f.block)
+	<-done
+	f.block = nil
+	if c.Fresh(h1) != nil {
+		t.Errorf("Fresh after a lookup across a revalidation: an entry, want none (to be rechecked)")
+	}
+	f.fail = errors.New("store down")
+	e, err := c.Lookup(context.Background(), h1)
+	if err != nil || e.Key.ID != "k1" {
+		t.Fatalf("Lookup with the store down after a revalidation = %v; want the entry as stale", err)
+	}
+	if got := f.calls.Load(); got != 2 {
+		t.Errorf("store calls = %d, want 2: the answer is rechecked before it is served", got)
+	}
+}
