@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keystore"
@@ -34,6 +35,9 @@ type Identity struct {
 	Method Method
 	// Entry is the key and its principal for MethodKey; nil otherwise. Shared: read only.
 	Entry *keystore.Entry
+	// RetryAfter, with ResultBlocked, is how long until the caller's failed-attempt
+	// windows end (0: not known).
+	RetryAfter time.Duration
 }
 
 // PrincipalID returns the principal's id, or "" for an anonymous caller.

@@ -37,9 +37,9 @@ type principalLookup interface {
 // attempts is the failed-attempt limiter of SPEC §4, as auth uses it.
 type attempts interface {
 	// Blocked reports whether ip, or principal when it is not "", has used up its failed
-	// attempts. An error of its own store should answer false (never a 429 for a store
-	// error).
-	Blocked(ctx context.Context, ip netip.Addr, principal string) bool
+	// attempts, and how long until it may try again. An error of its own store should
+	// answer false (never a 429 for a store error).
+	Blocked(ctx context.Context, ip netip.Addr, principal string) (wait time.Duration, blocked bool)
 	// Failed counts one failed authentication against ip, and against principal when it
 	// is not "" (a wrong password for an existing principal).
 	Failed(ctx context.Context, ip netip.Addr, principal string)
@@ -217,9 +217,11 @@ func (a *Authenticator) verifyKey(ctx context.Context, key string, ip netip.Addr
 	if e := a.o.Keys.Fresh(h0); e != nil { // the common case: a cached key, one map lookup
 		return a.keyState(e, id)
 	}
-	if checkBlocked && a.o.Attempts != nil && !a.o.Keys.Peek(h0) && !a.peekPrevious(key) &&
-		a.o.Attempts.Blocked(ctx, ip, "") {
-		return id, ResultBlocked, nil
+	if checkBlocked && a.o.Attempts != nil && !a.o.Keys.Peek(h0) && !a.peekPrevious(key) {
+		if wait, blocked := a.o.Attempts.Blocked(ctx, ip, ""); blocked {
+			id.RetryAfter = wait
+			return id, ResultBlocked, nil
+		}
 	}
 	var e *keystore.Entry
 	var err error
@@ -302,7 +304,8 @@ func (a *Authenticator) verifyBasic(ctx context.Context, user, pw string, ip net
 		if legacy || !maybePrincipalID(user) {
 			who = ""
 		}
-		if a.o.Attempts.Blocked(ctx, ip, who) {
+		if wait, blocked := a.o.Attempts.Blocked(ctx, ip, who); blocked {
+			id.RetryAfter = wait
 			return id, ResultBlocked, nil
 		}
 	}
@@ -332,8 +335,11 @@ func (a *Authenticator) verifyBasic(ctx context.Context, user, pw string, ip net
 	case err != nil:
 		return id, ResultStoreError, err
 	}
-	if legacy && a.o.Attempts != nil && a.o.Attempts.Blocked(ctx, ip, user) {
-		return id, ResultBlocked, nil
+	if legacy && a.o.Attempts != nil {
+		if wait, blocked := a.o.Attempts.Blocked(ctx, ip, user); blocked {
+			id.RetryAfter = wait
+			return id, ResultBlocked, nil
+		}
 	}
 	if p.Disabled() || p.PasswordHash == "" {
 		if _, _, err := a.runKDF(dummyHash, pw); err != nil {

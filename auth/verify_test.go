@@ -81,11 +81,14 @@ type fakeAttempts struct {
 	failed  []string // "ip principal" of each Failed call
 }
 
-func (f *fakeAttempts) Blocked(_ context.Context, _ netip.Addr, principal string) bool {
+func (f *fakeAttempts) Blocked(_ context.Context, _ netip.Addr, principal string) (time.Duration, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.asked = append(f.asked, principal)
-	return f.blocked
+	if !f.blocked {
+		return 0, false
+	}
+	return 42 * time.Second, true
 }
 
 func (f *fakeAttempts) Failed(_ context.Context, ip netip.Addr, principal string) {
@@ -378,9 +381,9 @@ func TestEvictDuringCheckNotCached(t *testing.T) {
 func TestBlockedPassword(t *testing.T) {
 	env := newTestEnv(t, nil)
 	env.tries.blocked = true
-	_, res, err := env.verify(basicCreds("alice", "alice-pw"))
-	if res != ResultBlocked || err != nil {
-		t.Errorf("Verify when blocked = %v, %v; want blocked, nil", res, err)
+	id, res, err := env.verify(basicCreds("alice", "alice-pw"))
+	if res != ResultBlocked || err != nil || id.RetryAfter != 42*time.Second {
+		t.Errorf("Verify when blocked = %v, %v, RetryAfter %v; want blocked, nil, the limiter's 42s", res, err, id.RetryAfter)
 	}
 	if env.a.KDFRuns() != 0 || env.ps.calls != 0 {
 		t.Errorf("KDF runs %d, principal lookups %d; want 0, 0 for a blocked caller", env.a.KDFRuns(), env.ps.calls)
@@ -437,6 +440,9 @@ func TestBlockedKey(t *testing.T) {
 			}
 			if res == ResultOK && id.KeyID() != "key-1" {
 				t.Errorf("KeyID() = %q, want key-1", id.KeyID())
+			}
+			if res == ResultBlocked && id.RetryAfter != 42*time.Second {
+				t.Errorf("RetryAfter = %v, want the limiter's 42s", id.RetryAfter)
 			}
 			if env.a.KDFRuns() != 0 {
 				t.Errorf("KDFRuns() = %d, want 0", env.a.KDFRuns())
@@ -567,8 +573,8 @@ func TestBlockedLegacy(t *testing.T) {
 	}
 
 	env.tries.blocked = true
-	if _, res, _ := env.verify(basicCreds(legacyKey, "")); res != ResultBlocked {
-		t.Errorf("Verify(uncached legacy key) when blocked = %v, want blocked", res)
+	if id, res, _ := env.verify(basicCreds(legacyKey, "")); res != ResultBlocked || id.RetryAfter != 42*time.Second {
+		t.Errorf("Verify(uncached legacy key) when blocked = %v, RetryAfter %v; want blocked, 42s", res, id.RetryAfter)
 	}
 	env.keys.cached[h] = true
 	if id, res, _ := env.verify(basicCreds(legacyKey, "")); res != ResultOK || id.KeyID() != "key-legacy" {

@@ -29,8 +29,6 @@ type limiter interface {
 	Route(rc config.Route) *ratelimit.Route
 	Allow(ctx context.Context, rt *ratelimit.Route, id *auth.Identity, clientIP netip.Addr) (ratelimit.Decision, error)
 	DraftHeaders() bool
-	// RetryAfter is how long a caller blocked by auth.failed_attempts must wait.
-	RetryAfter(ip netip.Addr, principal string) (time.Duration, bool)
 }
 
 // Options configures a Gateway.
@@ -164,7 +162,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var res auth.Result
 		var err error
 		*id, res, err = g.verify.Verify(ctx, &rw.creds, rt.mode, rw.clientIP)
-		user := rw.creds.Username     // a principal id the failed attempts may be counted against
 		rw.creds = auth.Credentials{} // not kept past the check
 		rw.result = res
 		switch {
@@ -178,7 +175,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.fail(rw, errUnavailable)
 			return
 		case res == auth.ResultBlocked:
-			rw.Header()["Retry-After"] = g.retryAfterBlocked(rw.clientIP, user)
+			rw.Header()["Retry-After"] = g.retryAfterBlocked(id.RetryAfter)
 			g.fail(rw, errTooManyFailures)
 			return
 		case res != auth.ResultOK:
@@ -215,15 +212,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // retryAfterBlocked is the Retry-After of a caller blocked by auth.failed_attempts: the
-// seconds until its blocking windows end, rounded up; the longest window when the limiter
-// no longer knows (its set of blocked callers was full).
-func (g *Gateway) retryAfterBlocked(ip netip.Addr, user string) []string {
-	if g.limits != nil {
-		if d, ok := g.limits.RetryAfter(ip, user); ok {
-			return []string{strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)}
-		}
+// seconds until its blocking windows end (wait), rounded up; the longest window when the
+// wait is not known.
+func (g *Gateway) retryAfterBlocked(wait time.Duration) []string {
+	if wait <= 0 {
+		return g.retryBlocked
 	}
-	return g.retryBlocked
+	return []string{strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10)}
 }
 
 // longestWindow is the longest period of rates in whole seconds (at least 1): how long a

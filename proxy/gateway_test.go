@@ -25,7 +25,8 @@ import (
 
 const goodKey = "good-key"
 
-// fakeVerifier accepts goodKey in any carrier; "store-down" is a store error.
+// fakeVerifier accepts goodKey in any carrier; "store-down" is a store error; "blocked-D"
+// is a caller blocked by failed attempts for the duration D.
 type fakeVerifier struct{}
 
 func (fakeVerifier) Verify(_ context.Context, c *auth.Credentials, mode auth.Mode, _ netip.Addr) (auth.Identity, auth.Result, error) {
@@ -42,6 +43,9 @@ func (fakeVerifier) Verify(_ context.Context, c *auth.Credentials, mode auth.Mod
 		return auth.Identity{}, auth.ResultMissing, nil
 	case key == "store-down":
 		return auth.Identity{}, auth.ResultStoreError, context.DeadlineExceeded
+	case strings.HasPrefix(key, "blocked-"):
+		wait, _ := time.ParseDuration(strings.TrimPrefix(key, "blocked-"))
+		return auth.Identity{Method: auth.MethodKey, RetryAfter: wait}, auth.ResultBlocked, nil
 	case key != goodKey:
 		return auth.Identity{}, auth.ResultUnknown, nil
 	}
@@ -492,5 +496,27 @@ func TestRateLimitHeadersSurviveInterimResponse(t *testing.T) {
 	}
 	if got := res.Header.Values("X-Request-Id"); len(got) != 1 {
 		t.Errorf("X-Request-Id = %q, want one", got)
+	}
+}
+
+// A caller blocked by failed attempts is told the whole seconds, rounded up, until its
+// windows end; the longest window of auth.failed_attempts when that is not known.
+func TestRetryAfterOfBlockedCaller(t *testing.T) {
+	up := newUpstream(t, nil)
+	s := newGateway(t, func(c *config.Config) {
+		c.Auth.FailedAttempts = config.Rates{{Limit: 10, Period: time.Minute}, {Limit: 100, Period: time.Hour}}
+	}, up.URL)
+	for _, tc := range []struct{ wait, want string }{
+		{"59.001s", "60"}, {"60s", "60"}, {"200ms", "1"}, {"1h0m0.5s", "3601"}, {"0s", "3600"},
+	} {
+		req, _ := http.NewRequest("GET", s.URL+"/api/x", nil)
+		req.Header.Set("X-API-Key", "blocked-"+tc.wait)
+		res, body := do(t, req)
+		if res.StatusCode != 429 || !strings.Contains(body, `"rate_limited"`) {
+			t.Errorf("blocked for %s: %d %s, want 429 rate_limited", tc.wait, res.StatusCode, body)
+		}
+		if got := res.Header.Get("Retry-After"); got != tc.want {
+			t.Errorf("blocked for %s: Retry-After = %q, want %q", tc.wait, got, tc.want)
+		}
 	}
 }

@@ -18,23 +18,40 @@ const (
 
 // Blocked reports whether failed authentications from ip, or against principal ("" for
 // none), have reached auth.failed_attempts, so that the request gets 429 before any
-// password check or uncached key lookup. A caller found blocked is remembered in this
-// process until its window ends, so a blocked flood costs no store round trip. A store
-// error is never "blocked" (SPEC §4): with on_store_error local the local counts decide.
-func (l *Limiter) Blocked(ctx context.Context, ip netip.Addr, principal string) bool {
+// password check or uncached key lookup, and how long the caller has to wait: until every
+// window that blocks it has ended. A caller found blocked is remembered in this process
+// until then, so a blocked flood costs no store round trip. A store error is never
+// "blocked" (SPEC §4): with on_store_error local the local counts decide.
+func (l *Limiter) Blocked(ctx context.Context, ip netip.Addr, principal string) (wait time.Duration, blocked bool) {
 	if len(l.failed) == 0 {
-		return false
+		return 0, false
 	}
 	now := l.now()
 	ipName := ipSubject(ip)
-	if l.blocked.has(failedIP+":"+ipName, now) || principal != "" && l.blocked.has(failedPrincipal+":"+principal, now) {
-		return true
+	until, blocked := l.blocked.get(failedIP+":"+ipName, now)
+	if principal != "" {
+		if u, ok := l.blocked.get(failedPrincipal+":"+principal, now); ok {
+			until, blocked = later(until, u), true
+		}
 	}
-	var buf [4]bucket
-	bs := l.failedBuckets(buf[:0], ipName, principal)
-	return l.eachFailed(ctx, bs, func(st limiter.Store, ctx context.Context, b bucket) (limiter.Context, error) {
-		return st.Peek(ctx, b.name, b.rate)
-	}, now)
+	if !blocked {
+		var buf [4]bucket
+		bs := l.failedBuckets(buf[:0], ipName, principal)
+		until, blocked = l.eachFailed(ctx, bs, func(st limiter.Store, ctx context.Context, b bucket) (limiter.Context, error) {
+			return st.Peek(ctx, b.name, b.rate)
+		}, now)
+	}
+	if !blocked {
+		return 0, false
+	}
+	return until.Sub(now), true
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Failed records one failed authentication from ip and, for a bad password, against
@@ -61,15 +78,15 @@ func (l *Limiter) failedBuckets(bs []bucket, ipName, principal string) []bucket 
 // eachFailed runs op on every bucket, against the shared store when it is up (within
 // l.timeout in all) and else per on_store_error, and remembers as blocked every subject
 // with no attempt left (count >= limit: the limit-th failure blocks the next attempt). It
-// reports whether any subject is blocked.
+// reports whether any subject is blocked, and until when the latest of them is.
 func (l *Limiter) eachFailed(ctx context.Context, bs []bucket,
-	op func(limiter.Store, context.Context, bucket) (limiter.Context, error), now time.Time) bool {
+	op func(limiter.Store, context.Context, bucket) (limiter.Context, error), now time.Time) (until time.Time, blocked bool) {
 	st := l.local
 	if l.client != nil {
 		st = l.sharedStore()
 		if st == nil {
 			if l.mode != modeLocal {
-				return false
+				return time.Time{}, false
 			}
 			st = l.local
 		} else {
@@ -78,7 +95,6 @@ func (l *Limiter) eachFailed(ctx context.Context, bs []bucket,
 			defer cancel()
 		}
 	}
-	blocked := false
 	for _, b := range bs {
 		c, err := op(st, ctx, b)
 		if err != nil {
@@ -86,32 +102,17 @@ func (l *Limiter) eachFailed(ctx context.Context, bs []bucket,
 				l.markDown()
 			}
 			l.logStoreError(err)
-			return blocked
+			return until, blocked
 		}
 		if c.Remaining == 0 {
-			blocked = true
-			// The subject is the name without the period suffix.
-			l.blocked.add(subjectOf(b.name), time.Unix(c.Reset+1, 0), now)
+			// The reset is in whole seconds, rounded down: one more makes sure the window
+			// has ended. The subject is the name without the period suffix.
+			u := time.Unix(c.Reset+1, 0)
+			until, blocked = later(until, u), true
+			l.blocked.add(subjectOf(b.name), u, now)
 		}
 	}
-	return blocked
-}
-
-// RetryAfter returns how long a caller that Blocked found blocked must wait: until the
-// windows of its IP and, when principal is not "", of that principal have ended. ok is
-// false when neither is remembered as blocked.
-func (l *Limiter) RetryAfter(ip netip.Addr, principal string) (wait time.Duration, ok bool) {
-	now := l.now()
-	until, ok := l.blocked.get(failedIP+":"+ipSubject(ip), now)
-	if principal != "" {
-		if u, pok := l.blocked.get(failedPrincipal+":"+principal, now); pok && (!ok || u.After(until)) {
-			until, ok = u, true
-		}
-	}
-	if !ok {
-		return 0, false
-	}
-	return until.Sub(now), true
+	return until, blocked
 }
 
 // subjectOf drops the period suffix (":60s") from a bucket name.
@@ -132,11 +133,6 @@ type blockedSet struct {
 
 // maxBlocked bounds the set; past it, expired entries are dropped on insert.
 const maxBlocked = 1 << 16
-
-func (s *blockedSet) has(subject string, now time.Time) bool {
-	_, ok := s.get(subject, now)
-	return ok
-}
 
 // get returns when subject's block ends, if it is blocked at now.
 func (s *blockedSet) get(subject string, now time.Time) (time.Time, bool) {

@@ -284,15 +284,15 @@ func TestFailedAttempts(t *testing.T) {
 	l := newLimiter(t, memoryConfig(t, "", ""), rates(t, "10-M"), Options{})
 	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
 	for i := 1; i <= 10; i++ {
-		if l.Blocked(ctx, a, "") {
+		if _, blocked := l.Blocked(ctx, a, ""); blocked {
 			t.Fatalf("blocked before failure %d, want blocked only after 10", i)
 		}
 		l.Failed(ctx, a, "")
 	}
-	if !l.Blocked(ctx, a, "") {
+	if _, blocked := l.Blocked(ctx, a, ""); !blocked {
 		t.Errorf("after 10 failures: not blocked, want blocked")
 	}
-	if l.Blocked(ctx, b, "") {
+	if _, blocked := l.Blocked(ctx, b, ""); blocked {
 		t.Errorf("another IP: blocked, want not blocked")
 	}
 	// The same /64 counts as one client.
@@ -300,7 +300,7 @@ func TestFailedAttempts(t *testing.T) {
 	for range 10 {
 		l.Failed(ctx, c6, "")
 	}
-	if !l.Blocked(ctx, d6, "") {
+	if _, blocked := l.Blocked(ctx, d6, ""); !blocked {
 		t.Errorf("another address of a blocked /64: not blocked, want blocked")
 	}
 
@@ -320,29 +320,28 @@ func TestFailedAttempts(t *testing.T) {
 		{"one of the failing IPs, no principal", netip.MustParseAddr("192.0.2.1"), "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := l.Blocked(ctx, tc.ip, tc.principal); got != tc.want {
+			if _, got := l.Blocked(ctx, tc.ip, tc.principal); got != tc.want {
 				t.Errorf("Blocked(%v, %q) = %v, want %v", tc.ip, tc.principal, got, tc.want)
 			}
 		})
 	}
 }
 
-// TestRetryAfterBlocked: a blocked caller is told when the window that blocks it ends, not
-// the longest window of auth.failed_attempts.
-func TestRetryAfterBlocked(t *testing.T) {
+// TestBlockedWait: a blocked caller is told when the windows that block it end, not the
+// longest window of auth.failed_attempts; from the store and from the in-process set alike.
+func TestBlockedWait(t *testing.T) {
 	ctx := t.Context()
 	l := newLimiter(t, memoryConfig(t, "", ""), rates(t, "2-M", "3-H"), Options{})
 	ip := netip.MustParseAddr("198.51.100.7")
-	if _, ok := l.RetryAfter(ip, ""); ok {
-		t.Errorf("RetryAfter of a caller with no failures: ok, want not blocked")
+	if wait, blocked := l.Blocked(ctx, ip, ""); blocked || wait != 0 {
+		t.Errorf("Blocked with no failures = %v, %v; want 0, false", wait, blocked)
 	}
 	l.Failed(ctx, ip, "")
 	l.Failed(ctx, ip, "")
-	if !l.Blocked(ctx, ip, "") {
-		t.Fatalf("after 2 failures within 2-M: not blocked")
-	}
-	if d, ok := l.RetryAfter(ip, ""); !ok || d <= 55*time.Second || d > 61*time.Second {
-		t.Errorf("RetryAfter after the minute window blocked = %v, %v; want about a minute", d, ok)
+	for _, from := range []string{"store", "in-process set"} {
+		if wait, blocked := l.Blocked(ctx, ip, ""); !blocked || wait <= 55*time.Second || wait > 61*time.Second {
+			t.Errorf("Blocked (%s) after the minute window filled = %v, %v; want about a minute, true", from, wait, blocked)
+		}
 	}
 
 	// Three bad passwords for alice from three addresses use up the hour window too: the
@@ -351,18 +350,17 @@ func TestRetryAfterBlocked(t *testing.T) {
 		l.Failed(ctx, netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}), "alice")
 	}
 	fresh := netip.MustParseAddr("192.0.2.99")
-	if !l.Blocked(ctx, fresh, "alice") {
-		t.Fatalf("alice after 3 bad passwords within 3-H: not blocked")
+	for _, from := range []string{"store", "in-process set"} {
+		if wait, blocked := l.Blocked(ctx, fresh, "alice"); !blocked || wait <= 59*time.Minute || wait > time.Hour+time.Second {
+			t.Errorf("Blocked (%s) for alice = %v, %v; want about an hour, true", from, wait, blocked)
+		}
 	}
-	if d, ok := l.RetryAfter(fresh, "alice"); !ok || d <= 59*time.Minute || d > time.Hour+time.Second {
-		t.Errorf("RetryAfter of alice = %v, %v; want about an hour", d, ok)
+	if _, blocked := l.Blocked(ctx, fresh, ""); blocked {
+		t.Errorf("the fresh address alone: blocked, want not blocked")
 	}
-	if _, ok := l.RetryAfter(fresh, ""); ok {
-		t.Errorf("RetryAfter of the fresh address alone: ok, want not blocked")
-	}
-	// A caller blocked by its address and by a principal waits for the later of the two.
-	if d, ok := l.RetryAfter(ip, "alice"); !ok || d <= 59*time.Minute {
-		t.Errorf("RetryAfter of a blocked address for alice = %v, %v; want about an hour", d, ok)
+	// A caller blocked by its address and for a principal waits for the later of the two.
+	if wait, blocked := l.Blocked(ctx, ip, "alice"); !blocked || wait <= 59*time.Minute {
+		t.Errorf("Blocked for a blocked address and alice = %v, %v; want about an hour, true", wait, blocked)
 	}
 }
 
@@ -375,12 +373,12 @@ func TestBlockedRemembered(t *testing.T) {
 	l := newLimiter(t, memoryConfig(t, "", ""), rates(t, "1-S"), Options{Now: func() time.Time { return *now.Load() }})
 	ip := netip.MustParseAddr("198.51.100.9")
 	l.Failed(t.Context(), ip, "")
-	if !l.blocked.has("f:ip:198.51.100.9", t0) {
+	if _, ok := l.blocked.get("f:ip:198.51.100.9", t0); !ok {
 		t.Fatalf("after the failure: not in the in-process set")
 	}
 	later := t0.Add(3 * time.Second)
 	now.Store(&later)
-	if l.blocked.has("f:ip:198.51.100.9", later) {
+	if _, ok := l.blocked.get("f:ip:198.51.100.9", later); ok {
 		t.Errorf("3 s after a 1-S window: still remembered as blocked")
 	}
 }

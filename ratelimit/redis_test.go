@@ -106,10 +106,10 @@ func TestRedisFailedAttempts(t *testing.T) {
 	for range 3 {
 		a.Failed(t.Context(), ip, "")
 	}
-	if !b.Blocked(t.Context(), ip, "") {
+	if _, blocked := b.Blocked(t.Context(), ip, ""); !blocked {
 		t.Errorf("after 3 failures on another instance: not blocked, want blocked")
 	}
-	if b.Blocked(t.Context(), netip.MustParseAddr("198.51.100.8"), "") {
+	if _, blocked := b.Blocked(t.Context(), netip.MustParseAddr("198.51.100.8"), ""); blocked {
 		t.Errorf("another IP: blocked, want not blocked")
 	}
 }
