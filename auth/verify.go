@@ -194,6 +194,16 @@ func (a *Authenticator) verify(ctx context.Context, c *Credentials, mode Mode, i
 	return a.verifyKey(ctx, c.Key, ip, true)
 }
 
+// blocked asks Options.Attempts (set) whether ip, or principal when it is not "", is
+// blocked, and when it is, sets how long it has to wait on id.
+func (a *Authenticator) blocked(ctx context.Context, ip netip.Addr, principal string, id *Identity) bool {
+	wait, blocked := a.o.Attempts.Blocked(ctx, ip, principal)
+	if blocked {
+		id.RetryAfter = wait
+	}
+	return blocked
+}
+
 func methodOf(c *Credentials) Method {
 	if c.Carrier == CarrierBasic && c.Password != "" {
 		return MethodBasic
@@ -217,11 +227,9 @@ func (a *Authenticator) verifyKey(ctx context.Context, key string, ip netip.Addr
 	if e := a.o.Keys.Fresh(h0); e != nil { // the common case: a cached key, one map lookup
 		return a.keyState(e, id)
 	}
-	if checkBlocked && a.o.Attempts != nil && !a.o.Keys.Peek(h0) && !a.peekPrevious(key) {
-		if wait, blocked := a.o.Attempts.Blocked(ctx, ip, ""); blocked {
-			id.RetryAfter = wait
-			return id, ResultBlocked, nil
-		}
+	if checkBlocked && a.o.Attempts != nil && !a.o.Keys.Peek(h0) && !a.peekPrevious(key) &&
+		a.blocked(ctx, ip, "", &id) {
+		return id, ResultBlocked, nil
 	}
 	var e *keystore.Entry
 	var err error
@@ -304,8 +312,7 @@ func (a *Authenticator) verifyBasic(ctx context.Context, user, pw string, ip net
 		if legacy || !maybePrincipalID(user) {
 			who = ""
 		}
-		if wait, blocked := a.o.Attempts.Blocked(ctx, ip, who); blocked {
-			id.RetryAfter = wait
+		if a.blocked(ctx, ip, who, &id) {
 			return id, ResultBlocked, nil
 		}
 	}
@@ -335,11 +342,8 @@ func (a *Authenticator) verifyBasic(ctx context.Context, user, pw string, ip net
 	case err != nil:
 		return id, ResultStoreError, err
 	}
-	if legacy && a.o.Attempts != nil {
-		if wait, blocked := a.o.Attempts.Blocked(ctx, ip, user); blocked {
-			id.RetryAfter = wait
-			return id, ResultBlocked, nil
-		}
+	if legacy && a.o.Attempts != nil && a.blocked(ctx, ip, user, &id) {
+		return id, ResultBlocked, nil
 	}
 	if p.Disabled() || p.PasswordHash == "" {
 		if _, _, err := a.runKDF(dummyHash, pw); err != nil {

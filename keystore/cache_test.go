@@ -217,7 +217,10 @@ func TestCacheEmptyChangeRevalidates(t *testing.T) {
 	}
 }
 
-func TestCacheLookupDuringEvictionIsRechecked(t *testing.T) {
+// lookupAcross runs a first Lookup of h1 during which the cache gets ch (an eviction, or
+// with the zero Change a revalidation), and returns once it has returned.
+func lookupAcross(t *testing.T, ch Change) (*fakeStore, Hash, *Cache) {
+	t.Helper()
 	f, h1, _ := newFake()
 	f.block = make(chan struct{})
 	c := NewCache(f, CacheOptions{})
@@ -229,10 +232,15 @@ func TestCacheLookupDuringEvictionIsRechecked(t *testing.T) {
 	for f.calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	c.Evict(Change{KeyID: "k1"}) // a revocation committed while the lookup was in flight
+	c.Evict(ch)
 	close(f.block)
 	<-done
 	f.block = nil
+	return f, h1, c
+}
+
+func TestCacheLookupDuringEvictionIsRechecked(t *testing.T) {
+	f, h1, c := lookupAcross(t, Change{KeyID: "k1"}) // a revocation while the lookup was in flight
 	c.Lookup(context.Background(), h1)
 	if got := f.calls.Load(); got != 2 {
 		t.Errorf("store calls = %d, want 2: an answer loaded across an eviction must be rechecked", got)
@@ -278,21 +286,7 @@ func TestUsageRecorderConcurrentFlush(t *testing.T) {
 // An answer loaded across an eviction is never kept: were the store to fail next, it
 // must not come back as a stale entry (the eviction was for a revocation).
 func TestCacheEvictedAnswerNotServedStale(t *testing.T) {
-	f, h1, _ := newFake()
-	f.block = make(chan struct{})
-	c := NewCache(f, CacheOptions{})
-	done := make(chan struct{})
-	go func() {
-		c.Lookup(context.Background(), h1)
-		close(done)
-	}()
-	for f.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	c.Evict(Change{KeyID: "k1"})
-	close(f.block)
-	<-done
-	f.block = nil
+	f, h1, c := lookupAcross(t, Change{KeyID: "k1"})
 	f.fail = errors.New("store down")
 	if e, err := c.Lookup(context.Background(), h1); err == nil {
 		t.Errorf("Lookup with the store down after an eviction = %v, nil; want the store error", e.Key.ID)
@@ -303,21 +297,7 @@ func TestCacheEvictedAnswerNotServedStale(t *testing.T) {
 // a lost connection) is kept to be rechecked: it is asked of the store on its next use,
 // and serves as stale when the store has failed by then.
 func TestCacheLookupDuringRevalidationServesStale(t *testing.T) {
-	f, h1, _ := newFake()
-	f.block = make(chan struct{})
-	c := NewCache(f, CacheOptions{})
-	done := make(chan struct{})
-	go func() {
-		c.Lookup(context.Background(), h1)
-		close(done)
-	}()
-	for f.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	c.Evict(Change{}) // the store's Watch listens (again)
-	close(f.block)
-	<-done
-	f.block = nil
+	f, h1, c := lookupAcross(t, Change{}) // the store's Watch listens (again)
 	if c.Fresh(h1) != nil {
 		t.Errorf("Fresh after a lookup across a revalidation: an entry, want none (to be rechecked)")
 	}

@@ -44,9 +44,10 @@ func (l *Limiter) Blocked(ctx context.Context, ip netip.Addr, principal string) 
 	if !blocked {
 		return 0, false
 	}
-	return until.Sub(now), true
+	return max(until.Sub(now), time.Second), true
 }
 
+// later returns the later of a and b.
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
